@@ -1,0 +1,135 @@
+import { BatchTuner } from "./batch_tuner.ts";
+import { SluiceError } from "./errors.ts";
+import { resolveStreamOptions } from "./options.ts";
+import type { StreamOptions } from "./options.ts";
+import type { BatchSource, OpenBatchSource } from "./sources/batch_source.ts";
+
+/**
+ * The stream engine behind every public stream: pulls batches from a source with tuned sizes,
+ * hands them to `emit`, and frees the source on every exit path (end, cancel, abort, idle timeout,
+ * source error). Pull-based with a high-water mark of 0: nothing is fetched until the consumer
+ * reads, and never more than the batch being read.
+ */
+export function createSourceStream<T, O>(
+  open: OpenBatchSource<T>,
+  options: StreamOptions | undefined,
+  emit: (controller: ReadableStreamDefaultController<O>, rows: T[]) => void,
+): ReadableStream<O> {
+  const opts = resolveStreamOptions(options);
+  const { signal, idleTimeoutMs, onBatch } = opts;
+  const tuner = new BatchTuner(opts);
+  let source: BatchSource<T> | undefined;
+  let closing: Promise<void> | undefined;
+  let failure: { error: unknown } | undefined;
+  // Set from callbacks (abort, idle timer) while a pull awaits; read through this so the
+  // compiler does not narrow it across awaits.
+  const failed = (): { error: unknown } | undefined => failure;
+  let pulling = false;
+  let index = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let lastDesired: number | null = null;
+  let ctrl: ReadableStreamDefaultController<O>;
+
+  const shutdown = (error?: unknown): Promise<void> => {
+    if (closing) return closing;
+    if (error !== undefined) failure ??= { error };
+    if (timer !== undefined) clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
+    closing = source ? source.close(error) : Promise.resolve();
+    return closing;
+  };
+
+  // Fail the stream from outside a pull (abort, idle): free the source first so that a consumer
+  // who sees the error can rely on the connection being back in the pool.
+  const failFromOutside = (error: unknown): void => {
+    if (closing) return;
+    if (pulling) {
+      failure ??= { error };
+      source?.interrupt?.();
+      return;
+    }
+    void shutdown(error).then(() => ctrl.error(error));
+  };
+
+  function onAbort(): void {
+    failFromOutside(signal?.reason);
+  }
+
+  // A consumer counts as active while it reads: either a pull is under way or the queue's size
+  // moved since the last check (rows mode enqueues a whole batch at once).
+  const checkIdle = (): void => {
+    timer = undefined;
+    if (closing || pulling) return;
+    const desired = ctrl.desiredSize;
+    if (desired !== lastDesired) {
+      lastDesired = desired;
+      timer = setTimeout(checkIdle, idleTimeoutMs);
+      return;
+    }
+    failFromOutside(
+      new SluiceError(
+        "IDLE_TIMEOUT",
+        `Cannot keep the stream open as the consumer stopped reading: idle for more than ${idleTimeoutMs} ms`,
+      ),
+    );
+  };
+
+  return new ReadableStream<O>({
+    start(controller) {
+      ctrl = controller;
+      if (signal?.aborted) {
+        failure = { error: signal.reason };
+        closing = Promise.resolve();
+        controller.error(signal.reason);
+        return;
+      }
+      signal?.addEventListener("abort", onAbort, { once: true });
+    },
+    async pull(controller) {
+      if (closing) {
+        await closing;
+        if (failure) throw failure.error;
+        return;
+      }
+      if (timer !== undefined) clearTimeout(timer), timer = undefined;
+      pulling = true;
+      try {
+        source ??= await open();
+        const early = failed();
+        if (early) throw early.error;
+        const wanted = tuner.nextRows;
+        const started = performance.now();
+        const batch = await source.fetch(wanted);
+        const late = failed();
+        if (late) throw late.error;
+        const done = batch.rows.length < wanted;
+        const next = done ? 0 : tuner.record(batch.rows.length, batch.bytes);
+        onBatch?.({
+          index: index++,
+          rows: batch.rows.length,
+          bytes: batch.bytes,
+          fetchMs: performance.now() - started,
+          nextRows: next,
+        });
+        if (batch.rows.length > 0) emit(controller, batch.rows);
+        if (done) {
+          await shutdown();
+          controller.close();
+        } else if (idleTimeoutMs > 0) {
+          lastDesired = controller.desiredSize;
+          timer = setTimeout(checkIdle, idleTimeoutMs);
+        }
+      } catch (error) {
+        const reason = failure ? failure.error : error;
+        await shutdown(reason);
+        throw reason;
+      } finally {
+        pulling = false;
+      }
+    },
+    async cancel(reason) {
+      source?.interrupt?.();
+      await shutdown(reason ?? new Error("The stream was cancelled"));
+    },
+  }, { highWaterMark: 0 });
+}

@@ -1,0 +1,56 @@
+/**
+ * What went wrong, as a stable string callers can switch on.
+ *
+ * - `IDLE_TIMEOUT`: the consumer did not read for `idleTimeoutMs`; the stream was closed.
+ * - `POOL_BUSY`: no database connection (or stream slot) was free; retry later.
+ * - `CURSOR_LOST`: the server-side cursor vanished between fetches (typically a transaction-mode
+ *   pooler such as PgBouncer); use `strategy: "keyset"`.
+ * - `CONNECTION_LOST`: the connection failed and the stream could not be resumed.
+ * - `BAD_INPUT`: data given to sluice (a token, an ingest body) could not be used.
+ * - `INTERNAL`: a bug in sluice; please report it.
+ */
+export type SluiceErrorCode =
+  | "IDLE_TIMEOUT"
+  | "POOL_BUSY"
+  | "CURSOR_LOST"
+  | "CONNECTION_LOST"
+  | "BAD_INPUT"
+  | "INTERNAL";
+
+/** Options for {@linkcode SluiceError}. */
+export interface SluiceErrorOptions {
+  /** The underlying error, if any. */
+  cause?: unknown;
+}
+
+/**
+ * The one error class sluice throws for runtime failures a caller may handle. PostgreSQL's own
+ * errors are passed through unchanged; bad arguments throw `TypeError`/`RangeError`.
+ *
+ * @example Handle a consumer that stopped reading
+ * ```ts
+ * import { SluiceError } from "./errors.ts";
+ *
+ * const error = new SluiceError("IDLE_TIMEOUT", "Cannot keep the stream open: idle for 60000 ms");
+ * if (error instanceof SluiceError && error.code === "IDLE_TIMEOUT") {
+ *   console.log(error.message);
+ * }
+ * ```
+ */
+export class SluiceError extends Error {
+  /** What went wrong; see {@linkcode SluiceErrorCode}. */
+  readonly code: SluiceErrorCode;
+
+  /**
+   * Creates an error with a code.
+   *
+   * @param code What went wrong.
+   * @param message A sentence for humans.
+   * @param options `cause`: the underlying error.
+   */
+  constructor(code: SluiceErrorCode, message: string, options?: SluiceErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "SluiceError";
+    this.code = code;
+  }
+}

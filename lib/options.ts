@@ -1,0 +1,150 @@
+/** Default byte size a fetch aims for: 2 MiB, inside the 1–5 MB band that keeps round trips rare
+ * and memory flat. */
+export const DEFAULT_TARGET_BATCH_BYTES: number = 2 * 1024 * 1024;
+/** Default size of the first fetch, small so the first row arrives fast. */
+export const DEFAULT_FIRST_BATCH_ROWS = 100;
+/** Default lower bound on a fetch. */
+export const DEFAULT_MIN_BATCH_ROWS = 1;
+/** Default upper bound on a fetch (2 MiB of 2-byte rows). */
+export const DEFAULT_MAX_BATCH_ROWS = 1_000_000;
+/** Default time a consumer may leave a stream unread before it is closed: 60 s. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+
+/** How a stream sizes its fetches. */
+export interface BatchSizing {
+  /** Bytes each fetch aims for, measured on the values as received. Default 2 MiB. */
+  targetBatchBytes?: number;
+  /** Rows in the first fetch. Default 100. */
+  firstBatchRows?: number;
+  /** Fewest rows a fetch asks for. Default 1. */
+  minBatchRows?: number;
+  /** Most rows a fetch asks for. Default 1,000,000. */
+  maxBatchRows?: number;
+}
+
+/** What `onBatch` learns about each fetched batch. */
+export interface BatchInfo {
+  /** 0-based index of the batch. */
+  index: number;
+  /** Rows in the batch. */
+  rows: number;
+  /** Bytes of the batch's values as received from the server (text format). */
+  bytes: number;
+  /** Milliseconds the fetch took, from request to last row. */
+  fetchMs: number;
+  /** Rows the next fetch will ask for (0 when this was the last batch). */
+  nextRows: number;
+}
+
+/** Options shared by every stream function. */
+export interface StreamOptions extends BatchSizing {
+  /** Aborting it errors the stream with the signal's reason and frees the connection. */
+  signal?: AbortSignal;
+  /**
+   * A consumer that does not read for this long makes the stream error with
+   * `SluiceError("IDLE_TIMEOUT")` and free its connection. Default 60,000; 0 disables.
+   */
+  idleTimeoutMs?: number;
+  /** `statement_timeout` for the stream's statements (`SET LOCAL`); unset keeps the server's. */
+  statementTimeoutMs?: number;
+  /** Called after each fetched batch, before it is handed to the consumer. */
+  onBatch?: (info: BatchInfo) => void;
+}
+
+/** {@linkcode StreamOptions} with defaults applied and checked. */
+export interface ResolvedStreamOptions extends Required<BatchSizing> {
+  signal: AbortSignal | undefined;
+  idleTimeoutMs: number;
+  statementTimeoutMs: number | undefined;
+  onBatch: ((info: BatchInfo) => void) | undefined;
+}
+
+function checkInteger(name: string, value: number, min: number): void {
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    throw new TypeError(`Cannot use ${name} as a batch option: current value is ${String(value)}`);
+  }
+  if (value < min) {
+    throw new RangeError(
+      `Cannot use ${name} as a batch option: it must be at least ${min}, current value is ${value}`,
+    );
+  }
+}
+
+/**
+ * Applies defaults to batch sizing options and checks them.
+ *
+ * @param sizing The caller's options.
+ * @returns Every field set.
+ * @throws {TypeError | RangeError} When a field is not a positive integer or the bounds cross.
+ *
+ * @example Defaults
+ * ```ts
+ * import { resolveBatchSizing } from "./options.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(resolveBatchSizing({}).targetBatchBytes, 2 * 1024 * 1024);
+ * ```
+ */
+export function resolveBatchSizing(sizing: BatchSizing): Required<BatchSizing> {
+  const resolved = {
+    targetBatchBytes: sizing.targetBatchBytes ?? DEFAULT_TARGET_BATCH_BYTES,
+    firstBatchRows: sizing.firstBatchRows ?? DEFAULT_FIRST_BATCH_ROWS,
+    minBatchRows: sizing.minBatchRows ?? DEFAULT_MIN_BATCH_ROWS,
+    maxBatchRows: sizing.maxBatchRows ?? DEFAULT_MAX_BATCH_ROWS,
+  };
+  for (const [name, value] of Object.entries(resolved)) checkInteger(name, value, 1);
+  if (resolved.minBatchRows > resolved.maxBatchRows) {
+    throw new RangeError(
+      `Cannot use minBatchRows as a batch option: it exceeds maxBatchRows (${resolved.maxBatchRows}), current value is ${resolved.minBatchRows}`,
+    );
+  }
+  if (sizing.maxBatchRows !== undefined && resolved.firstBatchRows > resolved.maxBatchRows) {
+    resolved.firstBatchRows = resolved.maxBatchRows;
+  }
+  return resolved;
+}
+
+/**
+ * Applies defaults to {@linkcode StreamOptions} and checks them.
+ *
+ * @param options The caller's options.
+ * @returns Every field set.
+ * @throws {TypeError | RangeError} On a field of the wrong type or out of range.
+ *
+ * @example Idle timeout off
+ * ```ts
+ * import { resolveStreamOptions } from "./options.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(resolveStreamOptions({ idleTimeoutMs: 0 }).idleTimeoutMs, 0);
+ * ```
+ */
+export function resolveStreamOptions(options: StreamOptions = {}): ResolvedStreamOptions {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(
+      `Cannot use options as stream options: current value is ${String(options)}`,
+    );
+  }
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  checkInteger("idleTimeoutMs", idleTimeoutMs, 0);
+  if (options.statementTimeoutMs !== undefined) {
+    checkInteger("statementTimeoutMs", options.statementTimeoutMs, 0);
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new TypeError(
+      `Cannot use signal as stream option: current value is ${String(options.signal)}`,
+    );
+  }
+  if (options.onBatch !== undefined && typeof options.onBatch !== "function") {
+    throw new TypeError(
+      `Cannot use onBatch as stream option: current value is ${String(options.onBatch)}`,
+    );
+  }
+  return {
+    ...resolveBatchSizing(options),
+    signal: options.signal,
+    idleTimeoutMs,
+    statementTimeoutMs: options.statementTimeoutMs,
+    onBatch: options.onBatch,
+  };
+}

@@ -1,0 +1,290 @@
+import type postgres from "postgres";
+import type { BatchSource, SourceBatch } from "./batch_source.ts";
+
+/**
+ * A query built by postgres.js: ``sql`select …` `` (parameters allowed). It is not run by itself
+ * (postgres.js queries are lazy); sluice runs it inside a cursor.
+ */
+export interface SqlQuery extends PromiseLike<unknown> {
+  /** Asks the server to cancel the query while it runs. */
+  cancel(): unknown;
+}
+
+/**
+ * The parts of a postgres.js instance (`postgres(url)`) that sluice uses; any postgres.js `Sql`
+ * fits. Declared here rather than imported so the published API documents itself.
+ */
+export interface Sql {
+  /** Builds a query from a tagged template. */
+  // deno-lint-ignore no-explicit-any
+  (template: TemplateStringsArray, ...parameters: any[]): SqlQuery;
+  /** Builds a query from a SQL string (no parameters). */
+  // deno-lint-ignore no-explicit-any
+  unsafe(query: string, parameters?: any[]): SqlQuery;
+  /** Takes a connection out of the pool until `release()`. */
+  reserve(): Promise<unknown>;
+  /** The instance's options (sluice reads `transform`). */
+  readonly options: object;
+}
+
+/** A query: a ``sql`…` `` query (parameters allowed) or a SQL string. */
+export type Query = SqlQuery | string;
+
+/** A row as postgres.js parses it: column name → value. */
+export interface Row {
+  /** The column's value. */
+  // deno-lint-ignore no-explicit-any
+  [column: string]: any;
+}
+
+/** The postgres.js types sluice uses internally. */
+// deno-lint-ignore no-explicit-any
+type PgSql = postgres.Sql<any>;
+// deno-lint-ignore no-explicit-any
+type PgQuery = postgres.PendingQuery<any>;
+
+/** A column as postgres.js describes it. */
+export interface Column {
+  /** The name, after postgres.js's `transform.column.from`. */
+  name: string;
+  /** The type's oid. */
+  type: number;
+  /** postgres.js's text parser for the type, if it has one. */
+  parser?: ((raw: string) => unknown) & { array?: boolean };
+}
+/** A row as the server sent it: one text-format value per column, `null` for SQL NULL. */
+export type RawRow = (Uint8Array | null)[];
+/** Raw rows plus the columns they belong to. */
+export interface RawBatchRows extends Array<RawRow> {
+  /** Column descriptions of the rows. */
+  columns?: readonly Column[];
+}
+
+/** Options of {@linkcode openPostgresCursor}. */
+export interface PostgresCursorOptions {
+  /** `SET LOCAL statement_timeout` for the cursor's transaction. */
+  statementTimeoutMs?: number | undefined;
+  /** Called once with the columns, before the first batch is returned. */
+  onColumns?: (columns: readonly Column[]) => void;
+  /**
+   * `"values"` (default): the query's own columns. `"json"`: one text column per row holding
+   * PostgreSQL's `row_to_json` of the row (what NDJSON and JSON output are made of).
+   */
+  output?: SourceOutput;
+}
+
+/** What each raw row holds: the query's columns, or one `row_to_json` text. */
+export type SourceOutput = "values" | "json";
+
+/** A source of raw rows that also reports its columns once the first batch arrived. */
+export interface PostgresSource extends BatchSource<RawRow> {
+  /** The columns of the rows (`undefined` before the first fetch). */
+  columns(): readonly Column[] | undefined;
+}
+
+/**
+ * Wraps a query so each row comes back as PostgreSQL's own JSON text of the row. `alias.*` (not a
+ * bare `alias`) is what makes this immune to a user column that has the alias's name.
+ *
+ * @param sql The postgres.js instance.
+ * @param fragment The user's query.
+ * @returns The wrapped query.
+ */
+export function toJsonRows(sql: Sql, fragment: SqlQuery): SqlQuery {
+  return (sql as unknown as PgSql)`select row_to_json(sluice_row.*)::text from (${fragment as PgQuery}) as sluice_row`;
+}
+
+// One name is enough: each cursor lives in its own transaction on its own reserved connection, and
+// a fixed name lets postgres.js reuse the prepared DECLARE for a repeated query.
+const CURSOR_NAME = "sluice_cursor";
+
+/**
+ * Turns a query argument into a postgres.js fragment usable inside `DECLARE … CURSOR FOR`.
+ *
+ * @param sql The postgres.js instance.
+ * @param query A fragment, or a SQL string (trailing semicolons are dropped).
+ * @returns A fragment.
+ * @throws {TypeError} When `query` is neither.
+ */
+export function toFragment(sql: Sql, query: Query): SqlQuery {
+  if (typeof query === "string") {
+    const text = query.replace(/[\s;]+$/, "");
+    if (text.trim() === "") {
+      throw new TypeError(`Cannot use query as SQL: current value is an empty string`);
+    }
+    return sql.unsafe(text);
+  }
+  if (query === null || typeof query !== "object" || typeof query.then !== "function") {
+    throw new TypeError(
+      `Cannot use query as a sql fragment or string: current value is ${String(query)}`,
+    );
+  }
+  return query;
+}
+
+/** True for errors after which the connection cannot be talked to any more. */
+export function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "CONNECTION_CLOSED" || code === "CONNECTION_ENDED" ||
+    code === "CONNECTION_DESTROYED" || code === "CONNECT_TIMEOUT" || code === "57P01" ||
+    code === "57P02" || code === "57P03" || code === "ECONNRESET" || code === "EPIPE";
+}
+
+/**
+ * Opens a server-side cursor for `query` on a connection reserved from `sql`'s pool, inside a
+ * read-only transaction, and returns a source whose fetches vary in size (`FETCH n`).
+ *
+ * Rows are returned raw — one `Uint8Array` of text-format bytes per value — so that byte counts are
+ * exact and encoders can work on the server's own text; {@linkcode decodeRawRows} turns them into
+ * the objects postgres.js would have produced.
+ *
+ * @param sql A postgres.js instance; one connection is reserved until the source is closed.
+ * @param query The query.
+ * @param options Statement timeout, column callback.
+ * @returns An open source.
+ *
+ * @example Fetch twice with different sizes
+ * ```ts ignore
+ * const source = await openPostgresCursor(sql, sql`select * from orders`);
+ * const first = await source.fetch(10);
+ * const second = await source.fetch(5000);
+ * await source.close();
+ * ```
+ */
+export async function openPostgresCursor(
+  sql: Sql,
+  query: Query,
+  options: PostgresCursorOptions = {},
+): Promise<PostgresSource> {
+  const fragment = options.output === "json"
+    ? toJsonRows(sql, toFragment(sql, query))
+    : toFragment(sql, query);
+  const reserved = await (sql as unknown as PgSql).reserve();
+  const name = CURSOR_NAME;
+  let columns: readonly Column[] | undefined;
+  let current: PgQuery | undefined;
+  let inflight: Promise<unknown> | undefined;
+  let closed = false;
+  let began = false;
+
+  const run = <R>(q: PromiseLike<R> & { cancel?: () => void }): Promise<R> => {
+    // deno-lint-ignore no-explicit-any
+    current = q as any;
+    const p = Promise.resolve(q);
+    inflight = p.catch(() => {});
+    return p.finally(() => {
+      current = undefined;
+    });
+  };
+
+  try {
+    await run(reserved`begin read only`);
+    began = true;
+    if (options.statementTimeoutMs !== undefined) {
+      await run(reserved.unsafe(`set local statement_timeout = ${options.statementTimeoutMs}`));
+    }
+    await run(reserved`declare ${reserved(name)} no scroll cursor for ${fragment}`);
+  } catch (error) {
+    await end(error);
+    throw error;
+  }
+
+  async function end(error?: unknown): Promise<void> {
+    if (closed) return;
+    closed = true;
+    if (inflight) await inflight;
+    // postgres.js 3.4.9: release() on a reserved connection whose socket already closed puts the
+    // dead connection back in the open queue, and the next query on the pool hangs forever. A
+    // closed connection is already back in the pool's "closed" queue (and reconnects on demand),
+    // so it must not be released.
+    let alive = !isConnectionError(error);
+    if (alive && began) {
+      try {
+        await reserved.unsafe(error === undefined ? "commit" : "rollback");
+      } catch (e) {
+        alive = !isConnectionError(e);
+      }
+    }
+    if (alive) reserved.release();
+  }
+
+  return {
+    columns: () => columns,
+    async fetch(rows: number): Promise<SourceBatch<RawRow>> {
+      const result = await run(
+        reserved.unsafe(`fetch forward ${rows} from ${name}`).raw(),
+      ) as unknown as RawBatchRows;
+      if (columns === undefined) {
+        columns = result.columns ?? [];
+        options.onColumns?.(columns);
+      }
+      let bytes = 0;
+      for (let i = 0; i < result.length; i++) {
+        const row = result[i]!;
+        for (let j = 0; j < row.length; j++) {
+          const value = row[j];
+          if (value !== null && value !== undefined) bytes += value.length;
+        }
+      }
+      return { rows: result, bytes };
+    },
+    close: end,
+    interrupt(): void {
+      current?.cancel?.();
+    },
+  };
+}
+
+/** postgres.js's row transforms, as found on `sql.options.transform`. */
+interface Transform {
+  value?: { from?: (value: unknown, column: Column) => unknown };
+  row?: { from?: (row: Record<string, unknown>) => unknown };
+}
+
+/**
+ * Decodes raw rows into the objects postgres.js would have returned for the same query, applying
+ * its type parsers and its `transform` options.
+ *
+ * @param sql The postgres.js instance the rows came from (for its transforms).
+ * @param columns The columns of the rows.
+ * @param rows Raw rows.
+ * @returns Row objects.
+ *
+ * @example Decode a batch
+ * ```ts ignore
+ * const objects = decodeRawRows(sql, source.columns(), batch.rows);
+ * ```
+ */
+export function decodeRawRows<T = Row>(
+  sql: Sql,
+  columns: readonly Column[],
+  rows: readonly RawRow[],
+): T[] {
+  const transform = (sql.options as unknown as { transform?: Transform }).transform;
+  const valueFrom = transform?.value?.from;
+  const rowFrom = transform?.row?.from;
+  const decoder = new TextDecoder();
+  const out = new Array<T>(rows.length);
+  const n = columns.length;
+  for (let r = 0; r < rows.length; r++) {
+    const raw = rows[r]!;
+    const row: Record<string, unknown> = {};
+    for (let i = 0; i < n; i++) {
+      const column = columns[i]!;
+      const bytes = raw[i];
+      let value: unknown = null;
+      if (bytes !== null && bytes !== undefined) {
+        const parser = column.parser;
+        // Mirrors postgres.js's DataRow: array parsers get the text without its leading "{".
+        value = parser === undefined
+          ? decoder.decode(bytes)
+          : parser.array === true
+          ? parser(decoder.decode(bytes.subarray(1)))
+          : parser(decoder.decode(bytes));
+      }
+      row[column.name] = valueFrom ? valueFrom(value, column) : value;
+    }
+    out[r] = (rowFrom ? rowFrom(row) : row) as T;
+  }
+  return out;
+}

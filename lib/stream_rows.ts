@@ -1,0 +1,38 @@
+import { createSourceStream } from "./_source_stream.ts";
+import type { StreamOptions } from "./options.ts";
+import type { Query, Row, Sql } from "./sources/postgres_cursor.ts";
+import { openDecodedCursor } from "./stream_batches.ts";
+
+/**
+ * Streams a query's rows one at a time, fetched in byte-tuned batches like
+ * {@linkcode streamBatches}.
+ *
+ * A fetched batch is queued whole; the next fetch starts when the consumer has read it all. The
+ * idle timeout counts a consumer that is still reading queued rows as active.
+ *
+ * @typeParam T The row type.
+ * @param sql A postgres.js instance; one connection is reserved while the stream is open.
+ * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
+ * @param options Batch sizing, abort signal, idle and statement timeouts, `onBatch`.
+ * @returns A stream of rows; cancelling it closes the cursor and frees the connection.
+ *
+ * @example Stop at the first match
+ * ```ts ignore
+ * for await (const order of streamRows(sql, "select * from orders order by id")) {
+ *   if (order.total > 1000) break; // the cursor is closed and the connection released
+ * }
+ * ```
+ */
+export function streamRows<T = Row>(
+  sql: Sql,
+  query: Query,
+  options?: StreamOptions,
+): ReadableStream<T> {
+  return createSourceStream<T, T>(
+    () => openDecodedCursor<T>(sql, query, options),
+    options,
+    (controller, rows) => {
+      for (let i = 0; i < rows.length; i++) controller.enqueue(rows[i]!);
+    },
+  );
+}
