@@ -22,9 +22,25 @@
  */
 export { streamBatches } from "./lib/stream_batches.ts";
 export { streamRows } from "./lib/stream_rows.ts";
+export { streamNdjson } from "./lib/stream_ndjson.ts";
+export { streamCsv } from "./lib/stream_csv.ts";
+export { ingest } from "./lib/ingest.ts";
+export type { IngestConflict, IngestFormat, IngestOptions, IngestResult } from "./lib/ingest.ts";
+export type { CsvOptions } from "./lib/stream_csv.ts";
+export { streamJsonArray } from "./lib/stream_json_array.ts";
+export { streamSse } from "./lib/stream_sse.ts";
 export { forEachBatch } from "./lib/for_each_batch.ts";
+export { loadIncludes } from "./lib/load_includes.ts";
+export type {
+  Include,
+  IncludeBase,
+  IncludeMany,
+  IncludeMap,
+  IncludeOne,
+  IncludeQuery,
+} from "./lib/load_includes.ts";
 export type { ForEachBatchOptions, ForEachBatchResult } from "./lib/for_each_batch.ts";
-export { BatchTuner } from "./lib/batch_tuner.ts";
+export { BatchTuner, MAX_GROWTH } from "./lib/batch_tuner.ts";
 export {
   DEFAULT_FIRST_BATCH_ROWS,
   DEFAULT_IDLE_TIMEOUT_MS,

@@ -14,6 +14,8 @@ export function createSourceStream<T, O>(
   open: OpenBatchSource<T>,
   options: StreamOptions | undefined,
   emit: (controller: ReadableStreamDefaultController<O>, rows: T[]) => void,
+  // Called once after the last batch, the source already closed (a format's closing bytes).
+  finish?: (controller: ReadableStreamDefaultController<O>) => void,
 ): ReadableStream<O> {
   const opts = resolveStreamOptions(options);
   const { signal, idleTimeoutMs, onBatch } = opts;
@@ -114,6 +116,7 @@ export function createSourceStream<T, O>(
         if (batch.rows.length > 0) emit(controller, batch.rows);
         if (done) {
           await shutdown();
+          finish?.(controller);
           controller.close();
         } else if (idleTimeoutMs > 0) {
           lastDesired = controller.desiredSize;

@@ -8,7 +8,9 @@ import type { BatchSizing } from "./options.ts";
  * asks for `targetBatchBytes / (bytes per row of the last batch)`, clamped to
  * `[minBatchRows, maxBatchRows]`. Using only the last batch (not a long-run average) is what lets
  * the size re-converge within one batch when row widths change mid-stream; a row wider than the
- * target makes the next fetch a single row.
+ * target makes the next fetch a single row. Growth is capped at {@linkcode MAX_GROWTH}× the last
+ * batch's rows, because a small first batch is a poor sample (ids 1–100 are shorter than the
+ * millionth): shrinking is immediate, growing takes at most a few batches.
  *
  * @example Narrow rows grow the batch, wide rows shrink it
  * ```ts
@@ -21,6 +23,9 @@ import type { BatchSizing } from "./options.ts";
  * assert.equal(tuner.record(200, 400_000), 1); // 2000 bytes a row → one at a time
  * ```
  */
+/** Most a fetch may grow over the previous one (32×: 100 → 3,200 → 102,400 rows). */
+export const MAX_GROWTH = 32;
+
 export class BatchTuner {
   readonly #sizing: Required<BatchSizing>;
   #nextRows: number;
@@ -52,7 +57,7 @@ export class BatchTuner {
       const { targetBatchBytes, minBatchRows, maxBatchRows } = this.#sizing;
       // A batch of NULLs weighs 0 bytes; count at least one byte a row so the size stays finite.
       const perRow = Math.max(bytes / rows, 1);
-      const wanted = Math.round(targetBatchBytes / perRow);
+      const wanted = Math.min(Math.round(targetBatchBytes / perRow), rows * MAX_GROWTH);
       this.#nextRows = Math.min(maxBatchRows, Math.max(minBatchRows, wanted, 1));
     }
     return this.#nextRows;

@@ -6,6 +6,9 @@
  * - `CURSOR_LOST`: the server-side cursor vanished between fetches (typically a transaction-mode
  *   pooler such as PgBouncer); use `strategy: "keyset"`.
  * - `CONNECTION_LOST`: the connection failed and the stream could not be resumed.
+ * - `KEYSET_NULL_KEY`: a keyset stream met a row whose key is NULL (keys must be NOT NULL).
+ * - `KEYSET_DUPLICATE_KEY`: a keyset stream met two rows with the same key (keys must be unique;
+ *   add a tie-breaking column such as the primary key).
  * - `BAD_INPUT`: data given to sluice (a token, an ingest body) could not be used.
  * - `INTERNAL`: a bug in sluice; please report it.
  */
@@ -14,6 +17,8 @@ export type SluiceErrorCode =
   | "POOL_BUSY"
   | "CURSOR_LOST"
   | "CONNECTION_LOST"
+  | "KEYSET_NULL_KEY"
+  | "KEYSET_DUPLICATE_KEY"
   | "BAD_INPUT"
   | "INTERNAL";
 

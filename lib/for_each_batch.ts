@@ -60,13 +60,14 @@ export async function forEachBatch<T>(
   const reader = stream.getReader();
   const inflight = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
+  let cancelled: Promise<void> | undefined;
   let batches = 0;
   let rows = 0;
 
   const fail = (error: unknown): void => {
     if (failure) return;
     failure = { error };
-    reader.cancel(error).catch(() => {});
+    cancelled = reader.cancel(error).catch(() => {});
   };
   const onAbort = (): void => fail(signal?.reason);
   if (signal?.aborted) onAbort();
@@ -95,6 +96,8 @@ export async function forEachBatch<T>(
       inflight.add(task);
     }
     await Promise.all(inflight);
+    // Reject only once the stream's resources (the cursor's connection) are freed.
+    await cancelled;
   } finally {
     signal?.removeEventListener("abort", onAbort);
     reader.releaseLock();

@@ -1,3 +1,6 @@
+import { checkIncludeMap } from "./load_includes.ts";
+import type { IncludeMap } from "./load_includes.ts";
+import { resolveKeysetOptions } from "./sources/postgres_keyset.ts";
 /** Default byte size a fetch aims for: 2 MiB, inside the 1–5 MB band that keeps round trips rare
  * and memory flat. */
 export const DEFAULT_TARGET_BATCH_BYTES: number = 2 * 1024 * 1024;
@@ -49,6 +52,52 @@ export interface StreamOptions extends BatchSizing {
   statementTimeoutMs?: number;
   /** Called after each fetched batch, before it is handed to the consumer. */
   onBatch?: (info: BatchInfo) => void;
+  /**
+   * Related rows to load for each batch and attach to its rows: one query per include (nested
+   * ones too) per batch, never one per row. Their bytes count toward the batch's `bytes`. Not for
+   * CSV. See {@linkcode IncludeMap}.
+   */
+  include?: IncludeMap;
+  /**
+   * How rows are read. `"cursor"` (default without `key`): one server-side cursor in one
+   * transaction on a reserved connection. `"keyset"` (default with `key`): a series of short
+   * statements, `… where (key) > (last key) order by key limit n`, no connection or transaction
+   * held between them, resumable after a connection failure; needs `key`. postgres.js only.
+   */
+  strategy?: "cursor" | "keyset";
+  /**
+   * Keyset mode: the column(s) of the query's result to page by, as SQL names (before any
+   * postgres.js column transform). Together they must be unique and never NULL (add the primary
+   * key as a last, tie-breaking column); a NULL fails the stream with
+   * `SluiceError("KEYSET_NULL_KEY")`, two equal keys in one batch with `"KEYSET_DUPLICATE_KEY"`.
+   */
+  key?: string | readonly string[];
+  /** Keyset mode: `"asc"` (default) or `"desc"`, for every key column. */
+  direction?: "asc" | "desc";
+  /** Keyset mode: start after this key (one value per key column), e.g. a saved position. */
+  after?: readonly unknown[];
+  /**
+   * Keyset mode: how many times a page is retried after a connection failure (backend killed,
+   * pooler restarted), each after a backoff; then the stream fails with
+   * `SluiceError("CONNECTION_LOST")`. Default 5; 0 disables. Cursor mode cannot resume.
+   */
+  retries?: number;
+  /** Keyset mode: the first retry's backoff; each next one doubles it (capped at 5 s). Default 100. */
+  retryDelayMs?: number;
+  /** Keyset mode: called before each retry, after the backoff was chosen. */
+  onRetry?: (info: RetryInfo) => void;
+}
+
+/** What `onRetry` learns about a keyset page that failed and is about to be retried. */
+export interface RetryInfo {
+  /** 1 for the first retry of this page. */
+  attempt: number;
+  /** The `retries` limit. */
+  retries: number;
+  /** Milliseconds waited before the retry. */
+  delayMs: number;
+  /** The connection error that made the page fail. */
+  error: unknown;
 }
 
 /** {@linkcode StreamOptions} with defaults applied and checked. */
@@ -135,6 +184,8 @@ export function resolveStreamOptions(options: StreamOptions = {}): ResolvedStrea
       `Cannot use signal as stream option: current value is ${String(options.signal)}`,
     );
   }
+  if (options.include !== undefined) checkIncludeMap(options.include);
+  resolveKeysetOptions(options);
   if (options.onBatch !== undefined && typeof options.onBatch !== "function") {
     throw new TypeError(
       `Cannot use onBatch as stream option: current value is ${String(options.onBatch)}`,

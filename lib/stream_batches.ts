@@ -1,9 +1,10 @@
 import { createSourceStream } from "./_source_stream.ts";
+import { includeRunner, loadIncludesWith } from "./load_includes.ts";
 import type { StreamOptions } from "./options.ts";
 import type { BatchSource } from "./sources/batch_source.ts";
-import { openPostgresSource } from "./sources/open_postgres_source.ts";
-import { decodeRawRows } from "./sources/postgres_cursor.ts";
-import type { Query, Row, Sql } from "./sources/postgres_cursor.ts";
+import { assertPostgresJs, createSourceRowDecoder, openSource } from "./sources/open_source.ts";
+import type { Database, DatabaseQuery } from "./sources/open_source.ts";
+import type { Row, Sql } from "./sources/postgres_cursor.ts";
 
 /**
  * Streams a query's rows in batches whose size is tuned to `targetBatchBytes`.
@@ -15,7 +16,8 @@ import type { Query, Row, Sql } from "./sources/postgres_cursor.ts";
  * the connection to the pool.
  *
  * @typeParam T The row type.
- * @param sql A postgres.js instance; one connection is reserved while the stream is open.
+ * @param sql A postgres.js, PGlite or Bun `SQL` instance; one connection is reserved while the
+ *   stream is open (with PGlite, its only connection: other queries on it wait).
  * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
  * @param options Batch sizing, abort signal, idle and statement timeouts, `onBatch`.
  * @returns A stream of row batches, rows parsed as postgres.js parses them.
@@ -33,8 +35,8 @@ import type { Query, Row, Sql } from "./sources/postgres_cursor.ts";
  * ```
  */
 export function streamBatches<T = Row>(
-  sql: Sql,
-  query: Query,
+  sql: Database,
+  query: DatabaseQuery,
   options?: StreamOptions,
 ): ReadableStream<T[]> {
   return createSourceStream<T, T[]>(
@@ -48,24 +50,33 @@ export function streamBatches<T = Row>(
  * Opens a postgres.js cursor whose batches are decoded into row objects (bytes still counted on the
  * raw values).
  *
- * @param sql A postgres.js instance.
+ * @param sql A postgres.js, PGlite or Bun `SQL` instance.
  * @param query The query.
  * @param options `statementTimeoutMs` is used.
  * @returns An open source of row objects.
  */
 export async function openDecodedCursor<T>(
-  sql: Sql,
-  query: Query,
+  sql: Database,
+  query: DatabaseQuery,
   options?: StreamOptions,
 ): Promise<BatchSource<T>> {
-  const cursor = await openPostgresSource(sql, query, options);
+  const include = options?.include;
+  if (include !== undefined) assertPostgresJs(sql, "include");
+  const cursor = await openSource<T & object>(sql, query, {
+    ...options,
+    include: undefined,
+    mapRow: createSourceRowDecoder<T & object>(sql),
+  });
+  const run = include ? includeRunner(cursor) : undefined;
   return {
     async fetch(rows) {
       const batch = await cursor.fetch(rows);
-      return {
-        rows: decodeRawRows<T>(sql, cursor.columns() ?? [], batch.rows),
-        bytes: batch.bytes,
-      };
+      const decoded = batch.rows;
+      // Related rows count toward the batch's bytes, so a batch heavy with them shrinks the next.
+      const related = run && decoded.length > 0
+        ? await loadIncludesWith(sql as Sql, decoded, include!, run)
+        : 0;
+      return { rows: decoded, bytes: batch.bytes + related };
     },
     close: cursor.close,
     interrupt: cursor.interrupt,

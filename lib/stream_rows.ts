@@ -1,6 +1,7 @@
 import { createSourceStream } from "./_source_stream.ts";
 import type { StreamOptions } from "./options.ts";
-import type { Query, Row, Sql } from "./sources/postgres_cursor.ts";
+import type { Database, DatabaseQuery } from "./sources/open_source.ts";
+import type { Row } from "./sources/postgres_cursor.ts";
 import { openDecodedCursor } from "./stream_batches.ts";
 
 /**
@@ -11,7 +12,8 @@ import { openDecodedCursor } from "./stream_batches.ts";
  * idle timeout counts a consumer that is still reading queued rows as active.
  *
  * @typeParam T The row type.
- * @param sql A postgres.js instance; one connection is reserved while the stream is open.
+ * @param sql A postgres.js, PGlite or Bun `SQL` instance; one connection is reserved while the
+ *   stream is open (with PGlite, its only connection: other queries on it wait).
  * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
  * @param options Batch sizing, abort signal, idle and statement timeouts, `onBatch`.
  * @returns A stream of rows; cancelling it closes the cursor and frees the connection.
@@ -24,8 +26,8 @@ import { openDecodedCursor } from "./stream_batches.ts";
  * ```
  */
 export function streamRows<T = Row>(
-  sql: Sql,
-  query: Query,
+  sql: Database,
+  query: DatabaseQuery,
   options?: StreamOptions,
 ): ReadableStream<T> {
   return createSourceStream<T, T>(

@@ -5,8 +5,9 @@ import { BatchTuner } from "../lib/batch_tuner.ts";
 test("BatchTuner starts with firstBatchRows and then sizes by bytes per row", () => {
   const tuner = new BatchTuner({ targetBatchBytes: 2_000_000, firstBatchRows: 100 });
   assert.equal(tuner.nextRows, 100);
-  assert.equal(tuner.record(100, 10_000), 20_000); // 100 B/row
-  assert.equal(tuner.record(20_000, 20_000 * 1000), 2_000); // 1 KB/row
+  assert.equal(tuner.record(100, 100_000), 2_000); // 1 KB/row
+  assert.equal(tuner.record(2_000, 2_000 * 100), 20_000); // 100 B/row
+  assert.equal(tuner.record(20_000, 20_000 * 20_000), 100); // 20 KB/row
 });
 
 test("BatchTuner sends a row wider than the target alone", () => {
@@ -26,7 +27,7 @@ test("BatchTuner honours minBatchRows and maxBatchRows", () => {
 
 test("BatchTuner keeps a finite size for all-NULL batches", () => {
   const tuner = new BatchTuner({ targetBatchBytes: 4096, maxBatchRows: 1_000_000 });
-  assert.equal(tuner.record(100, 0), 4096);
+  assert.equal(tuner.record(1000, 0), 4096);
 });
 
 test("BatchTuner re-converges in one batch when widths change", () => {

@@ -241,6 +241,27 @@ test("streamBatches() releases the connection when cancel() is called", async ()
   }
 });
 
+test("streamBatches() releases the connection when cancelled right as a fetch starts", async () => {
+  // Regression: cancelling a postgres.js query before the connection took it wedged the reserved
+  // connection (ROLLBACK never ran). Cancel in that microtask window, many times.
+  const { sql, app } = connect({ max: 1 });
+  const admin = connect().sql;
+  try {
+    for (let i = 0; i < 20; i++) {
+      const reader = streamBatches(sql, "select g from generate_series(1, 100000) g").getReader();
+      await reader.read();
+      const pending = reader.read();
+      await reader.cancel(new Error("gone"));
+      await pending;
+    }
+    const [r] = await sql`select 1 as one`;
+    assert.equal(r!.one, 1);
+    await assertClean(sql, app, admin);
+  } finally {
+    await endPool(admin);
+  }
+});
+
 test("streamBatches() releases the connection when the consumer breaks early", async () => {
   const { sql, app } = connect();
   const admin = connect().sql;

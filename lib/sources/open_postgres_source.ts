@@ -1,16 +1,27 @@
+import { withJsonIncludes } from "../load_includes.ts";
 import type { StreamOptions } from "../options.ts";
 import { openPostgresCursor } from "./postgres_cursor.ts";
-import type { PostgresSource, Query, SourceOutput, Sql } from "./postgres_cursor.ts";
+import { openPostgresKeyset, resolveKeysetOptions } from "./postgres_keyset.ts";
+import type {
+  Column,
+  PostgresSource,
+  Query,
+  RawRow,
+  SourceOutput,
+  Sql,
+} from "./postgres_cursor.ts";
 
 /** Options of {@linkcode openPostgresSource}: the stream options plus the row shape wanted. */
-export interface PostgresSourceOptions extends StreamOptions {
+export interface PostgresSourceOptions<T = RawRow> extends StreamOptions {
   /** `"values"` (default) or `"json"` (one `row_to_json` text per row). */
   output?: SourceOutput;
+  /** Maps each raw row as it arrives (see `PostgresCursorOptions.mapRow`). */
+  mapRow?: (row: RawRow, columns: readonly Column[]) => T;
 }
 
 /**
- * Opens the source every postgres.js stream reads from, choosing the strategy from the options
- * (a server-side cursor by default). Every public stream function goes through here, so a new
+ * Opens the source every postgres.js stream reads from, choosing the strategy from the options:
+ * a server-side cursor by default, keyset pages with `strategy: "keyset"` or a `key`. Every public stream function goes through here, so a new
  * strategy or driver is added in one place.
  *
  * @param sql A postgres.js instance.
@@ -18,13 +29,34 @@ export interface PostgresSourceOptions extends StreamOptions {
  * @param options Stream options and the row shape.
  * @returns An open source of raw rows.
  */
-export function openPostgresSource(
+export async function openPostgresSource<T = RawRow>(
   sql: Sql,
   query: Query,
-  options: PostgresSourceOptions = {},
-): Promise<PostgresSource> {
-  return openPostgresCursor(sql, query, {
-    statementTimeoutMs: options.statementTimeoutMs,
-    output: options.output ?? "values",
-  });
+  options: PostgresSourceOptions<T> = {},
+): Promise<PostgresSource<T>> {
+  // `include` nests related rows into JSON rows here; object rows get theirs once decoded
+  // (openDecodedCursor), and raw value rows (CSV) have nowhere to put them.
+  if (options.include !== undefined && options.output !== "json") {
+    throw new TypeError(
+      `Cannot use include with ${
+        options.output ?? "values"
+      } output: current value is an include map, but only rows as objects or JSON can nest related rows`,
+    );
+  }
+  const keyset = resolveKeysetOptions(options);
+  const source = keyset
+    ? await openPostgresKeyset<T>(sql, query, {
+      ...keyset,
+      statementTimeoutMs: options.statementTimeoutMs,
+      output: options.output ?? "values",
+      ...(options.mapRow ? { mapRow: options.mapRow } : {}),
+    })
+    : await openPostgresCursor<T>(sql, query, {
+      statementTimeoutMs: options.statementTimeoutMs,
+      output: options.output ?? "values",
+      ...(options.mapRow ? { mapRow: options.mapRow } : {}),
+    });
+  return options.include
+    ? withJsonIncludes(sql, source as PostgresSource, options.include) as PostgresSource<T>
+    : source;
 }

@@ -1,4 +1,5 @@
 import type postgres from "postgres";
+import { SluiceError } from "../errors.ts";
 import type { BatchSource, SourceBatch } from "./batch_source.ts";
 
 /**
@@ -61,7 +62,13 @@ export interface RawBatchRows extends Array<RawRow> {
 }
 
 /** Options of {@linkcode openPostgresCursor}. */
-export interface PostgresCursorOptions {
+export interface PostgresCursorOptions<T = RawRow> {
+  /**
+   * Maps each raw row as it arrives off the wire (decode, encode …). Mapping per row, rather than
+   * after the whole batch arrived, lets the raw `Uint8Array` views die young: holding a 2 MiB
+   * batch of them costs ~8× its wire size in heap.
+   */
+  mapRow?: (row: RawRow, columns: readonly Column[]) => T;
   /** `SET LOCAL statement_timeout` for the cursor's transaction. */
   statementTimeoutMs?: number | undefined;
   /** Called once with the columns, before the first batch is returned. */
@@ -77,9 +84,14 @@ export interface PostgresCursorOptions {
 export type SourceOutput = "values" | "json";
 
 /** A source of raw rows that also reports its columns once the first batch arrived. */
-export interface PostgresSource extends BatchSource<RawRow> {
+export interface PostgresSource<T = RawRow> extends BatchSource<T> {
   /** The columns of the rows (`undefined` before the first fetch). */
   columns(): readonly Column[] | undefined;
+  /**
+   * Runs another query in raw mode on the source's own connection, between fetches (how `include`
+   * loads related rows without a second connection). Optional: without it, includes use the pool.
+   */
+  query?(query: SqlQuery): Promise<RawBatchRows>;
 }
 
 /**
@@ -122,6 +134,29 @@ export function toFragment(sql: Sql, query: Query): SqlQuery {
   return query;
 }
 
+/**
+ * Turns the errors a pooler causes when it splits the cursor's transaction across server
+ * connections (`cursor "…" does not exist` 34000, `… can only be used in transaction blocks`
+ * 25P01, PgBouncer's `… not allowed in statement pooling mode`) into `SluiceError("CURSOR_LOST")`
+ * pointing to keyset mode; returns any other error unchanged.
+ *
+ * @param error What a cursor statement failed with.
+ * @returns The error to throw.
+ */
+export function asCursorLost(error: unknown): unknown {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  const pooled = code === "08P01" && typeof message === "string" &&
+    message.includes("pooling mode");
+  if (code !== "34000" && code !== "25P01" && !pooled) return error;
+  return new SluiceError(
+    "CURSOR_LOST",
+    `Cannot keep a server-side cursor open through this connection: ${
+      String(message)
+    } (a transaction- or statement-mode pooler such as PgBouncer?); use strategy: "keyset" with a unique key`,
+    { cause: error },
+  );
+}
+
 /** True for errors after which the connection cannot be talked to any more. */
 export function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
@@ -151,11 +186,11 @@ export function isConnectionError(error: unknown): boolean {
  * await source.close();
  * ```
  */
-export async function openPostgresCursor(
+export async function openPostgresCursor<T = RawRow>(
   sql: Sql,
   query: Query,
-  options: PostgresCursorOptions = {},
-): Promise<PostgresSource> {
+  options: PostgresCursorOptions<T> = {},
+): Promise<PostgresSource<T>> {
   const fragment = options.output === "json"
     ? toJsonRows(sql, toFragment(sql, query))
     : toFragment(sql, query);
@@ -166,11 +201,27 @@ export async function openPostgresCursor(
   let inflight: Promise<unknown> | undefined;
   let closed = false;
   let began = false;
+  // postgres.js 3.4.9: a query sent on a reserved connection whose socket closed while idle (a
+  // pooler's idle_transaction_timeout, a restart, a killed backend) throws an uncaught TypeError
+  // from a setImmediate ("reading 'write'"), crashing the process. Watch the connection's close
+  // (through `onexecute`, as postgres.js's own `begin` does) and never talk to it afterwards.
+  let lost: SluiceError | undefined;
+  const watchClose = (c: { onclose?: (e: unknown) => void }): boolean => {
+    c.onclose = (e) =>
+      lost = new SluiceError(
+        "CURSOR_LOST",
+        `Cannot fetch from the cursor as its connection closed between fetches (an idle transaction timeout or restart of a pooler or server?): cursor streams cannot resume; use strategy: "keyset" with a unique key`,
+        { cause: e },
+      );
+    return true;
+  };
 
   const run = <R>(q: PromiseLike<R> & { cancel?: () => void }): Promise<R> => {
     // deno-lint-ignore no-explicit-any
     current = q as any;
-    const p = Promise.resolve(q);
+    const p = Promise.resolve(q).catch((error) => {
+      throw asCursorLost(error);
+    });
     inflight = p.catch(() => {});
     return p.finally(() => {
       current = undefined;
@@ -178,7 +229,8 @@ export async function openPostgresCursor(
   };
 
   try {
-    await run(reserved`begin read only`);
+    // deno-lint-ignore no-explicit-any
+    await run(reserved.unsafe("begin read only", [], { onexecute: watchClose } as any));
     began = true;
     if (options.statementTimeoutMs !== undefined) {
       await run(reserved.unsafe(`set local statement_timeout = ${options.statementTimeoutMs}`));
@@ -197,7 +249,7 @@ export async function openPostgresCursor(
     // dead connection back in the open queue, and the next query on the pool hangs forever. A
     // closed connection is already back in the pool's "closed" queue (and reconnects on demand),
     // so it must not be released.
-    let alive = !isConnectionError(error);
+    let alive = !isConnectionError(error) && lost === undefined;
     if (alive && began) {
       try {
         await reserved.unsafe(error === undefined ? "commit" : "rollback");
@@ -210,27 +262,47 @@ export async function openPostgresCursor(
 
   return {
     columns: () => columns,
-    async fetch(rows: number): Promise<SourceBatch<RawRow>> {
+    async fetch(rows: number): Promise<SourceBatch<T>> {
+      if (lost) throw lost;
+      const mapRow = options.mapRow;
+      const out: T[] = [];
+      let bytes = 0;
       const result = await run(
-        reserved.unsafe(`fetch forward ${rows} from ${name}`).raw(),
-      ) as unknown as RawBatchRows;
+        reserved.unsafe(`fetch forward ${rows} from ${name}`).raw().forEach(
+          // deno-lint-ignore no-explicit-any
+          (row: any, res: any) => {
+            const raw = row as RawRow;
+            for (let j = 0; j < raw.length; j++) {
+              const value = raw[j];
+              if (value !== null && value !== undefined) bytes += value.length;
+            }
+            if (columns === undefined) {
+              columns = (res.statement?.columns ?? []) as readonly Column[];
+              options.onColumns?.(columns);
+            }
+            out.push(mapRow ? mapRow(raw, columns) : raw as T);
+          },
+        ),
+      ) as unknown as { columns?: readonly Column[] | null };
       if (columns === undefined) {
-        columns = result.columns ?? [];
+        // No row arrived: the columns still come with the (empty) result.
+        columns = result?.columns ?? [];
         options.onColumns?.(columns);
       }
-      let bytes = 0;
-      for (let i = 0; i < result.length; i++) {
-        const row = result[i]!;
-        for (let j = 0; j < row.length; j++) {
-          const value = row[j];
-          if (value !== null && value !== undefined) bytes += value.length;
-        }
-      }
-      return { rows: result, bytes };
+      return { rows: out, bytes };
     },
     close: end,
     interrupt(): void {
-      current?.cancel?.();
+      // postgres.js 3.4.9: cancelling a query before the connection has taken it (it hands queries
+      // over a microtask later) marks it cancelled, and the reserved connection then refuses it and
+      // wedges: every later query on it, our ROLLBACK included, waits forever. Only a query the
+      // server is running (`active`) is cancelled; any other finishes on its own before close().
+      const q = current as unknown as { active?: boolean; cancel(): unknown } | undefined;
+      if (q?.active === true) q.cancel();
+    },
+    query(query: SqlQuery): Promise<RawBatchRows> {
+      if (lost) return Promise.reject(lost);
+      return run(reserved`${query as PgQuery}`.raw()) as unknown as Promise<RawBatchRows>;
     },
   };
 }
@@ -260,16 +332,35 @@ export function decodeRawRows<T = Row>(
   columns: readonly Column[],
   rows: readonly RawRow[],
 ): T[] {
+  const decode = createRowDecoder<T>(sql);
+  const out = new Array<T>(rows.length);
+  for (let r = 0; r < rows.length; r++) out[r] = decode(rows[r]!, columns);
+  return out;
+}
+
+/**
+ * Returns a function that decodes one raw row into the object postgres.js would have returned,
+ * applying its type parsers and its `transform` options (for {@linkcode openPostgresCursor}'s
+ * `mapRow`).
+ *
+ * @param sql The postgres.js instance the rows come from (for its transforms).
+ * @returns A row decoder.
+ *
+ * @example Decode rows as they arrive
+ * ```ts ignore
+ * const source = await openPostgresCursor(sql, "select 1 as one", { mapRow: createRowDecoder(sql) });
+ * ```
+ */
+export function createRowDecoder<T = Row>(
+  sql: Sql,
+): (raw: RawRow, columns: readonly Column[]) => T {
   const transform = (sql.options as unknown as { transform?: Transform }).transform;
   const valueFrom = transform?.value?.from;
   const rowFrom = transform?.row?.from;
   const decoder = new TextDecoder();
-  const out = new Array<T>(rows.length);
-  const n = columns.length;
-  for (let r = 0; r < rows.length; r++) {
-    const raw = rows[r]!;
+  return (raw, columns) => {
     const row: Record<string, unknown> = {};
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < columns.length; i++) {
       const column = columns[i]!;
       const bytes = raw[i];
       let value: unknown = null;
@@ -284,7 +375,6 @@ export function decodeRawRows<T = Row>(
       }
       row[column.name] = valueFrom ? valueFrom(value, column) : value;
     }
-    out[r] = (rowFrom ? rowFrom(row) : row) as T;
-  }
-  return out;
+    return (rowFrom ? rowFrom(row) : row) as T;
+  };
 }

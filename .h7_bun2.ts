@@ -1,0 +1,10 @@
+import { SQL } from "bun";
+const sql = new SQL("postgres://postgres@127.0.0.1:5432/postgres", { max: 1 } as any);
+const q = `select true as bo, 1::int2 as i2, 2::int4 as i4, 3::int8 as i8, 1.5::float4 as f4, 2.5::float8 as f8, 1.50::numeric as n, 'a'::text as t, '{"a":1}'::json as j, '{"b":2}'::jsonb as jb, '2024-01-02'::date as d, '2024-01-02 03:04:05'::timestamp as ts, '2024-01-02 03:04:05+00'::timestamptz as tz, '\\x0102'::bytea as by, '{1,2}'::int4[] as ai, '{a,b}'::text[] as at, '12:00'::time as tm, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid as u, 1::oid as o, '1 day'::interval as iv, 'NaN'::float8 as nan, '{1.5}'::float8[] as af, '{t,f}'::bool[] as ab, '{"{\\"x\\":1}"}'::jsonb[] as aj`;
+const s = await sql.unsafe(q).simple();
+console.log(s[0]);
+const v = await sql.unsafe(q);
+console.log(v[0]);
+const raw = await sql.unsafe(q).simple().raw();
+console.log(raw[0].map((b: any) => b && b.toString()));
+await sql.close();

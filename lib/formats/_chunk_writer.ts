@@ -1,0 +1,109 @@
+/** Size of the chunks the byte streams emit: 64 KiB, the usual socket and file write size. */
+export const CHUNK_BYTES = 64 * 1024;
+
+// Below this many bytes a copy loop beats `Uint8Array.prototype.set` (call and view overhead).
+const SMALL_COPY = 32;
+
+/**
+ * Coalesces many small writes into chunks of `size` bytes. Encoders write bytes; `take()` hands
+ * out what was written so far as whole chunks plus one shorter tail, each backed by its own
+ * buffer (never a view that later writes could touch), so a consumer may keep or transfer them.
+ */
+export class ChunkWriter {
+  /** The chunk being filled. Encoders may write into it directly after {@linkcode reserve}. */
+  buf: Uint8Array;
+  /** Next free position in `buf`. */
+  pos = 0;
+  readonly #size: number;
+  #full: Uint8Array[] = [];
+
+  /**
+   * Creates a writer.
+   *
+   * @param size Bytes per chunk.
+   */
+  constructor(size: number = CHUNK_BYTES) {
+    this.#size = size;
+    this.buf = new Uint8Array(size);
+  }
+
+  /**
+   * Makes sure `n` bytes (at most the chunk size) fit in `buf` after `pos`, starting a new chunk
+   * if they do not.
+   *
+   * @param n Bytes about to be written.
+   */
+  reserve(n: number): void {
+    if (this.buf.length - this.pos < n) this.#next();
+  }
+
+  /**
+   * Writes one byte.
+   *
+   * @param byte The byte.
+   */
+  writeByte(byte: number): void {
+    if (this.pos === this.buf.length) this.#next();
+    this.buf[this.pos++] = byte;
+  }
+
+  /**
+   * Writes bytes, splitting them across chunks if needed.
+   *
+   * @param bytes The bytes.
+   */
+  write(bytes: Uint8Array): void {
+    const n = bytes.length;
+    if (n <= SMALL_COPY && this.buf.length - this.pos >= n) {
+      const buf = this.buf;
+      let p = this.pos;
+      for (let i = 0; i < n; i++) buf[p++] = bytes[i]!;
+      this.pos = p;
+      return;
+    }
+    let i = 0;
+    while (i < n) {
+      let room = this.buf.length - this.pos;
+      if (room === 0) {
+        this.#next();
+        room = this.buf.length;
+      }
+      const take = room < n - i ? room : n - i;
+      this.buf.set(i === 0 && take === n ? bytes : bytes.subarray(i, i + take), this.pos);
+      this.pos += take;
+      i += take;
+    }
+  }
+
+  /**
+   * Returns the chunks written since the last call: full chunks as they are, the partly filled
+   * one as a copy (its buffer is reused).
+   *
+   * @returns The chunks, possibly none.
+   */
+  take(): Uint8Array[] {
+    const out = this.#full;
+    this.#full = [];
+    if (this.pos > 0) {
+      out.push(this.buf.slice(0, this.pos));
+      this.pos = 0;
+    }
+    return out;
+  }
+
+  /**
+   * Enqueues the chunks written since the last call.
+   *
+   * @param controller The stream's controller.
+   */
+  flushTo(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    for (const chunk of this.take()) controller.enqueue(chunk);
+  }
+
+  #next(): void {
+    // The old buffer is never written again, so a view of it is safe to hand out.
+    if (this.pos > 0) this.#full.push(this.buf.subarray(0, this.pos));
+    this.buf = new Uint8Array(this.#size);
+    this.pos = 0;
+  }
+}

@@ -1,0 +1,205 @@
+import type { StreamContext } from "./_context.ts";
+import type { StreamOptions } from "../options.ts";
+import type { Database, DatabaseQuery } from "../sources/open_source.ts";
+import { FORMAT_STREAMS } from "./_formats.ts";
+import { negotiateFormat, STREAM_FORMATS, supportedMediaTypes } from "./_negotiate.ts";
+import type { StreamFormat } from "./_negotiate.ts";
+import { problemFromError, problemResponse } from "./_problem.ts";
+
+export type { StreamFormat } from "./_negotiate.ts";
+
+/** Options of {@linkcode streamQuery}: the stream options plus how the response is shaped. */
+export interface StreamQueryOptions extends StreamOptions {
+  /**
+   * The format to send. Unset: the `?format=` query parameter (`ndjson`, `csv`, `json`, `sse`),
+   * else the `Accept` header (`application/x-ndjson`, `application/jsonl`, `text/csv`,
+   * `application/json`, `text/event-stream`), else NDJSON. Nothing acceptable: 406.
+   */
+  format?: StreamFormat;
+  /** Sends `Content-Disposition: attachment` with this file name. */
+  filename?: string;
+  /** CSV only: send a header line with the column names. Default `true`. */
+  header?: boolean;
+}
+
+// Every response streams rows that may change on the next request; proxies (nginx) must not
+// buffer a body that can be gigabytes long.
+const STREAM_HEADERS: Record<string, string> = {
+  "Cache-Control": "no-store",
+  "X-Accel-Buffering": "no",
+  "X-Content-Type-Options": "nosniff",
+};
+
+/**
+ * `Content-Disposition` for a download (RFC 6266): an ASCII fallback plus the exact UTF-8 name.
+ *
+ * @param filename The file name.
+ * @returns The header value.
+ */
+function contentDisposition(filename: string): string {
+  const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  const encoded = encodeURIComponent(filename).replace(
+    /['()*]/g,
+    (ch) => "%" + ch.charCodeAt(0).toString(16).toUpperCase(),
+  );
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}
+
+/**
+ * One signal that aborts when either does (`AbortSignal.any` where the runtime has it).
+ *
+ * @param a A signal or nothing.
+ * @param b Another signal.
+ * @returns A signal following both.
+ */
+function anySignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
+  if (a === undefined) return b;
+  if (typeof AbortSignal.any === "function") return AbortSignal.any([a, b]);
+  const controller = new AbortController();
+  const follow = (s: AbortSignal) => () => controller.abort(s.reason);
+  if (a.aborted) controller.abort(a.reason);
+  else if (b.aborted) controller.abort(b.reason);
+  else {
+    a.addEventListener("abort", follow(a), { once: true });
+    b.addEventListener("abort", follow(b), { once: true });
+  }
+  return controller.signal;
+}
+
+function checkOptions(options: StreamQueryOptions): void {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(
+      `Cannot use options as streamQuery options: current value is ${String(options)}`,
+    );
+  }
+  const { format, filename } = options;
+  if (format !== undefined && !STREAM_FORMATS.includes(format)) {
+    throw new TypeError(
+      `Cannot use format as a stream format (${STREAM_FORMATS.join(", ")}): current value is ${
+        String(format)
+      }`,
+    );
+  }
+  if (filename !== undefined && (typeof filename !== "string" || filename === "")) {
+    throw new TypeError(
+      `Cannot use filename as a file name: current value is ${JSON.stringify(filename)}`,
+    );
+  }
+}
+
+/**
+ * Serves a query's rows as a streamed HTTP response in NDJSON, CSV, a JSON array or
+ * Server-Sent Events, chosen by `options.format`, `?format=` or `Accept`.
+ *
+ * The response is built only once the first batch was fetched, so an error before the first byte
+ * (bad SQL or parameters, statement timeout, no free connection) becomes an
+ * `application/problem+json` response (RFC 9457) with the right status — 400, 504, 503 with
+ * `Retry-After`, else 500 — that names the SQLSTATE but never the SQL, its parameters or
+ * credentials. An error after the first byte aborts the response, so the client sees a failed
+ * transfer rather than a body that looks complete. A client that disconnects cancels the stream,
+ * which closes the cursor and frees the connection; one that stops reading is cut off after
+ * `idleTimeoutMs`. `HEAD` requests get the headers without a query being run.
+ *
+ * @param c The Hono context of the request.
+ * @param sql A postgres.js instance; one connection is reserved while the response streams.
+ * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
+ * @param options Stream options (batch sizing, timeouts, signal) plus `format`, `filename` and,
+ *   for CSV, `header`.
+ * @returns The response: 200 with the streamed body, 406 when no format is acceptable, or a
+ *   problem response.
+ * @throws {TypeError | RangeError} On bad options (rejects the returned promise).
+ *
+ * @example Export a table in whatever format the client asks for
+ * ```ts ignore
+ * import { Hono } from "hono";
+ * import postgres from "postgres";
+ * import { streamQuery } from "@sluice/sluice/hono";
+ *
+ * const sql = postgres(process.env.DATABASE_URL);
+ * const app = new Hono();
+ * app.get("/orders", (c) =>
+ *   streamQuery(c, sql, sql`select * from orders where status = ${c.req.query("status") ?? "paid"}`, {
+ *     filename: "orders",
+ *   }));
+ * export default app;
+ * ```
+ */
+export async function streamQuery(
+  c: StreamContext,
+  sql: Database,
+  query: DatabaseQuery,
+  options: StreamQueryOptions = {},
+): Promise<Response> {
+  checkOptions(options);
+  const { format, filename, ...streamOptions } = options;
+  const negotiated = negotiateFormat(c, format);
+  if (negotiated === undefined) {
+    return problemResponse(c, {
+      status: 406,
+      title: "Not Acceptable",
+      detail: `This resource can be sent as ${supportedMediaTypes()} (or ?format=${
+        STREAM_FORMATS.join("|")
+      }).`,
+    });
+  }
+  const headers: Record<string, string> = {
+    ...STREAM_HEADERS,
+    "Content-Type": negotiated.format === "csv" && options.header !== false
+      ? `${negotiated.mediaType}; charset=utf-8; header=present`
+      : `${negotiated.mediaType}; charset=utf-8`,
+  };
+  if (format === undefined) headers["Vary"] = "Accept";
+  if (filename !== undefined) headers["Content-Disposition"] = contentDisposition(filename);
+  // Hono answers HEAD by running the GET handler and dropping the body; a body stream that was
+  // never read would hold its cursor open, so HEAD never builds one.
+  if (c.req.method === "HEAD") return c.body(null, 200, headers);
+
+  // The request's signal aborts when the client goes away. Deno.serve and Bun.serve also cancel
+  // the body then, but the signal covers the wait for the first batch (no body exists yet) and
+  // servers that do not cancel the body.
+  const signal = anySignal(streamOptions.signal, c.req.raw.signal);
+  let fetched = false;
+  const onBatch = streamOptions.onBatch;
+  const source = FORMAT_STREAMS[negotiated.format](sql, query, {
+    ...streamOptions,
+    signal,
+    onBatch: (info) => {
+      fetched = true;
+      onBatch?.(info);
+    },
+  }).getReader();
+
+  // Read until the first batch came back from the server, so that errors of DECLARE and the first
+  // FETCH still become a status code. An encoder may emit a prefix (`[`) before fetching.
+  const head: Uint8Array[] = [];
+  let ended = false;
+  try {
+    while (!fetched && !ended) {
+      const result = await source.read();
+      if (result.done) ended = true;
+      else head.push(result.value);
+    }
+  } catch (error) {
+    return problemResponse(c, problemFromError(error));
+  }
+
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const chunk = head.shift();
+      if (chunk !== undefined) {
+        controller.enqueue(chunk);
+        if (head.length === 0 && ended) controller.close();
+        return;
+      }
+      if (ended) return controller.close();
+      // A rejection errors this stream, which makes the server abort the response.
+      const result = await source.read();
+      if (result.done) controller.close();
+      else controller.enqueue(result.value);
+    },
+    cancel(reason) {
+      return source.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+  return c.body(body, 200, headers);
+}

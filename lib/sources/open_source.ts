@@ -1,0 +1,138 @@
+import { isBunSql, openBunSqlCursor } from "./bun_sql.ts";
+import type { BunSql } from "./bun_sql.ts";
+import { openPostgresSource } from "./open_postgres_source.ts";
+import type { PostgresSourceOptions } from "./open_postgres_source.ts";
+import { isPGlite, openPGliteCursor } from "./pglite.ts";
+import type { ParameterizedQuery, PGliteDatabase } from "./pglite.ts";
+import { createRowDecoder, decodeRawRows } from "./postgres_cursor.ts";
+import type { Column, PostgresSource, Query, RawRow, Row, Sql } from "./postgres_cursor.ts";
+
+/**
+ * A database sluice can stream from: a postgres.js instance (`postgres(url)`), a PGlite instance
+ * (`new PGlite()`) or Bun's built-in client (`new SQL(url)` from `"bun"`, PostgreSQL adapter).
+ * The driver is recognised by what the object can do; sluice imports none of them.
+ */
+export type Database = Sql | PGliteDatabase | BunSql;
+
+/**
+ * A query: a ``sql`…` `` query of the same postgres.js or Bun instance (parameters allowed), a SQL
+ * string, or `{ query, params }` (what PGlite's `query` template tag builds; `$1 … $n` parameters).
+ */
+export type DatabaseQuery = Query | ParameterizedQuery;
+
+// A plain object with a `query` string (not a lazy driver query, which has `then`).
+function isParameterized(query: unknown): query is ParameterizedQuery {
+  return query !== null && typeof query === "object" &&
+    typeof (query as ParameterizedQuery).query === "string" &&
+    typeof (query as PromiseLike<unknown>).then !== "function";
+}
+
+/**
+ * Opens the source every stream function reads from, for whichever driver `db` is: postgres.js
+ * goes to {@linkcode openPostgresSource} (cursor or keyset strategy), PGlite and Bun's client to
+ * their own cursor sources. All return the server's text-format values as bytes.
+ *
+ * @param db A postgres.js, PGlite or Bun `SQL` instance.
+ * @param query The query.
+ * @param options Stream options and the row shape.
+ * @returns An open source of raw rows.
+ * @throws {TypeError} When `db` is none of the supported drivers, or an option does not apply to it.
+ */
+export function openSource<T = RawRow>(
+  db: Database,
+  query: DatabaseQuery,
+  options: PostgresSourceOptions<T> = {},
+): Promise<PostgresSource<T>> {
+  if (options.include !== undefined) assertPostgresJs(db, "include");
+  const cursorOptions = {
+    statementTimeoutMs: options.statementTimeoutMs,
+    output: options.output ?? "values",
+  };
+  if (isPGlite(db)) return mapSource(openPGliteCursor(db, query, cursorOptions), options.mapRow);
+  if (isBunSql(db)) return mapSource(openBunSqlCursor(db, query, cursorOptions), options.mapRow);
+  if (typeof db !== "function" || typeof (db as Sql).reserve !== "function") {
+    throw new TypeError(
+      `Cannot use sql as a postgres.js, PGlite or Bun SQL instance: current value is ${String(db)}`,
+    );
+  }
+  const sql = db as Sql;
+  // postgres.js has no `{ query, params }` form of its own; `unsafe(text, params)` is its equivalent.
+  const q = isParameterized(query)
+    ? sql.unsafe(query.query.replace(/[\s;]+$/, ""), [...(query.params ?? [])])
+    : query;
+  return openPostgresSource<T>(sql, q, options);
+}
+
+// Applies `mapRow` to each fetched raw row; bytes stay those of the raw values.
+async function mapSource<T>(
+  opening: Promise<PostgresSource>,
+  mapRow: ((row: RawRow, columns: readonly Column[]) => T) | undefined,
+): Promise<PostgresSource<T>> {
+  const source = await opening;
+  if (mapRow === undefined) return source as unknown as PostgresSource<T>;
+  return {
+    columns: source.columns,
+    async fetch(rows) {
+      const batch = await source.fetch(rows);
+      const columns = source.columns() ?? [];
+      const out = new Array<T>(batch.rows.length);
+      for (let i = 0; i < out.length; i++) out[i] = mapRow(batch.rows[i]!, columns);
+      return { rows: out, bytes: batch.bytes };
+    },
+    close: source.close,
+    ...(source.interrupt ? { interrupt: source.interrupt } : {}),
+  };
+}
+
+/**
+ * Returns a function that decodes one raw row into the object `db`'s driver returns for the same
+ * query (postgres.js's parsers and transforms; PGlite's parsers; for Bun, parsers mirroring Bun's
+ * for the built-in types), for {@linkcode openSource}'s `mapRow`.
+ *
+ * @param db The instance the rows come from.
+ * @returns A row decoder.
+ */
+export function createSourceRowDecoder<T = Row>(
+  db: Database,
+): (raw: RawRow, columns: readonly Column[]) => T {
+  // Only postgres.js has transforms; the others' parsers already sit on their columns.
+  return createRowDecoder<T>(isPGlite(db) || isBunSql(db) ? NO_TRANSFORMS : db);
+}
+
+/**
+ * Decodes raw rows into the objects `db`'s driver returns for the same query: postgres.js's parsers
+ * and transforms, PGlite's parsers, or (Bun) parsers that mirror Bun's for the built-in types.
+ *
+ * @param db The instance the rows came from.
+ * @param columns The columns of the rows (each carrying its driver's parser).
+ * @param rows Raw rows.
+ * @returns Row objects.
+ */
+export function decodeSourceRows<T>(
+  db: Database,
+  columns: readonly Column[],
+  rows: readonly RawRow[],
+): T[] {
+  // Only postgres.js has transforms; the others' parsers already sit on their columns.
+  const withTransforms = isPGlite(db) || isBunSql(db) ? NO_TRANSFORMS : db;
+  return decodeRawRows<T>(withTransforms, columns, rows);
+}
+
+const NO_TRANSFORMS = { options: {} } as unknown as Sql;
+
+/**
+ * Throws unless `db` is a postgres.js instance, for features only postgres.js streams have.
+ *
+ * @param db The instance.
+ * @param feature The option's name, for the message.
+ * @throws {TypeError} For PGlite and Bun's client.
+ */
+export function assertPostgresJs(db: Database, feature: string): asserts db is Sql {
+  if (isPGlite(db) || isBunSql(db)) {
+    throw new TypeError(
+      `Cannot use ${feature} with ${
+        isPGlite(db) ? "PGlite" : "Bun's SQL client"
+      }: current value is set, but only postgres.js streams support it`,
+    );
+  }
+}

@@ -1,0 +1,55 @@
+import { createSourceStream } from "./_source_stream.ts";
+import { ChunkWriter } from "./formats/_chunk_writer.ts";
+import { JsonArrayEncoder } from "./formats/json_array.ts";
+import type { StreamOptions } from "./options.ts";
+import { openSource } from "./sources/open_source.ts";
+import type { Database, DatabaseQuery } from "./sources/open_source.ts";
+import type { RawRow } from "./sources/postgres_cursor.ts";
+
+/**
+ * Streams a query's rows as one JSON array: `[row,\nrow,\n…]\n` (`[]\n` for no rows), each row
+ * being PostgreSQL's own `row_to_json` text of the row, byte for byte.
+ *
+ * The document is only complete when the stream ends normally: if the query fails, is aborted or
+ * times out, the stream errors instead of closing, so a truncated array is never mistaken for a
+ * whole one. Output is coalesced into chunks of up to 64 KiB. Fetching, batch sizing, timeouts
+ * and cleanup are those of `streamBatches`.
+ *
+ * @param sql A postgres.js, PGlite or Bun `SQL` instance; one connection is reserved while the
+ *   stream is open (with PGlite, its only connection: other queries on it wait).
+ * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
+ * @param options Batch sizing, abort signal, idle and statement timeouts, `onBatch`.
+ * @returns A byte stream of one UTF-8 JSON document; cancelling it closes the cursor and frees the
+ * connection.
+ * @throws {TypeError | RangeError} On bad options or a query that is neither a fragment nor a string.
+ *
+ * @example Serve a query as a JSON array
+ * ```ts ignore
+ * import postgres from "postgres";
+ * import { streamJsonArray } from "@sluice/sluice";
+ *
+ * const sql = postgres(process.env.DATABASE_URL);
+ * const body = streamJsonArray(sql, sql`select id, total from orders where day = ${day}`);
+ * return new Response(body, { headers: { "content-type": "application/json" } });
+ * ```
+ */
+export function streamJsonArray(
+  sql: Database,
+  query: DatabaseQuery,
+  options?: StreamOptions,
+): ReadableStream<Uint8Array> {
+  const writer = new ChunkWriter();
+  const encoder = new JsonArrayEncoder();
+  return createSourceStream<RawRow, Uint8Array>(
+    () => openSource(sql, query, { ...options, output: "json" }),
+    options,
+    (controller, rows) => {
+      encoder.writeRows(writer, rows);
+      writer.flushTo(controller);
+    },
+    (controller) => {
+      encoder.writeEnd(writer);
+      writer.flushTo(controller);
+    },
+  );
+}

@@ -1,0 +1,51 @@
+import { createSourceStream } from "./_source_stream.ts";
+import { ChunkWriter } from "./formats/_chunk_writer.ts";
+import { writeNdjsonRows } from "./formats/ndjson.ts";
+import type { StreamOptions } from "./options.ts";
+import { openSource } from "./sources/open_source.ts";
+import type { Database, DatabaseQuery } from "./sources/open_source.ts";
+import type { RawRow } from "./sources/postgres_cursor.ts";
+
+/**
+ * Streams a query's rows as NDJSON (newline-delimited JSON): one line per row, in order, each line
+ * being PostgreSQL's own `row_to_json` text of the row followed by `\n`.
+ *
+ * PostgreSQL renders the JSON (`select row_to_json(r.*)::text from (query) r`), so numbers,
+ * timestamps, arrays, composites and `json` values come out exactly as the server writes them and
+ * the bytes go to the stream without being decoded. The one change: a raw CR or LF inside a row's
+ * text — only possible as whitespace kept from a `json` column — is written as a space, so a row
+ * never spans two lines. Output is coalesced into chunks of up to 64 KiB. Fetching, batch sizing,
+ * timeouts and cleanup are those of `streamBatches`.
+ *
+ * @param sql A postgres.js, PGlite or Bun `SQL` instance; one connection is reserved while the
+ *   stream is open (with PGlite, its only connection: other queries on it wait).
+ * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
+ * @param options Batch sizing, abort signal, idle and statement timeouts, `onBatch`.
+ * @returns A byte stream of UTF-8 NDJSON; cancelling it closes the cursor and frees the connection.
+ * @throws {TypeError | RangeError} On bad options or a query that is neither a fragment nor a string.
+ *
+ * @example Serve a query as NDJSON
+ * ```ts ignore
+ * import postgres from "postgres";
+ * import { streamNdjson } from "@sluice/sluice";
+ *
+ * const sql = postgres(process.env.DATABASE_URL);
+ * const body = streamNdjson(sql, sql`select * from orders where status = ${"paid"}`);
+ * return new Response(body, { headers: { "content-type": "application/x-ndjson" } });
+ * ```
+ */
+export function streamNdjson(
+  sql: Database,
+  query: DatabaseQuery,
+  options?: StreamOptions,
+): ReadableStream<Uint8Array> {
+  const writer = new ChunkWriter();
+  return createSourceStream<RawRow, Uint8Array>(
+    () => openSource(sql, query, { ...options, output: "json" }),
+    options,
+    (controller, rows) => {
+      writeNdjsonRows(writer, rows);
+      writer.flushTo(controller);
+    },
+  );
+}

@@ -1,0 +1,68 @@
+import { createSourceStream } from "./_source_stream.ts";
+import { ChunkWriter } from "./formats/_chunk_writer.ts";
+import { SseEncoder } from "./formats/sse.ts";
+import type { StreamOptions } from "./options.ts";
+import { openSource } from "./sources/open_source.ts";
+import type { Database, DatabaseQuery } from "./sources/open_source.ts";
+import type { RawRow } from "./sources/postgres_cursor.ts";
+
+/**
+ * Streams a query's rows as Server-Sent Events (`text/event-stream`): one `rows` event per fetched
+ * batch, whose data is a JSON array of the batch's rows, then one `end` event whose data is
+ * `{"rows":N}` with the total row count.
+ *
+ * Each row is PostgreSQL's own `row_to_json` text, on its own `data:` line; a browser's
+ * `EventSource` joins the lines of an event with `\n`, so `JSON.parse(event.data)` gives the
+ * batch's array. A raw CR or LF inside a row's text (whitespace kept from a `json` column) is
+ * written as a space. A stream that fails never sends `end`: a client that got no `end` event did
+ * not get every row.
+ *
+ * ```text
+ * event: rows
+ * data: [{"id":1,"status":"paid"},
+ * data: {"id":2,"status":"open"}]
+ *
+ * event: end
+ * data: {"rows":2}
+ *
+ * ```
+ *
+ * @param sql A postgres.js, PGlite or Bun `SQL` instance; one connection is reserved while the
+ *   stream is open (with PGlite, its only connection: other queries on it wait).
+ * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
+ * @param options Batch sizing (which sets the rows per event), abort signal, idle and statement
+ * timeouts, `onBatch`.
+ * @returns A byte stream of UTF-8 `text/event-stream`; cancelling it closes the cursor and frees
+ * the connection.
+ * @throws {TypeError | RangeError} On bad options or a query that is neither a fragment nor a string.
+ *
+ * @example Read the events in a browser
+ * ```ts ignore
+ * const source = new EventSource("/orders.sse");
+ * source.addEventListener("rows", (e) => render(JSON.parse(e.data)));
+ * source.addEventListener("end", (e) => {
+ *   console.log(JSON.parse(e.data).rows, "rows");
+ *   source.close();
+ * });
+ * ```
+ */
+export function streamSse(
+  sql: Database,
+  query: DatabaseQuery,
+  options?: StreamOptions,
+): ReadableStream<Uint8Array> {
+  const writer = new ChunkWriter();
+  const encoder = new SseEncoder();
+  return createSourceStream<RawRow, Uint8Array>(
+    () => openSource(sql, query, { ...options, output: "json" }),
+    options,
+    (controller, rows) => {
+      encoder.writeRows(writer, rows);
+      writer.flushTo(controller);
+    },
+    (controller) => {
+      encoder.writeEnd(writer);
+      writer.flushTo(controller);
+    },
+  );
+}
