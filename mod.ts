@@ -29,6 +29,11 @@ export type { IngestConflict, IngestFormat, IngestOptions, IngestResult } from "
 export type { CsvOptions } from "./lib/stream_csv.ts";
 export { streamJsonArray } from "./lib/stream_json_array.ts";
 export { streamSse } from "./lib/stream_sse.ts";
+export {
+  DEFAULT_FORMAT_FIRST_BATCH_ROWS,
+  DEFAULT_FORMAT_MIN_BATCH_ROWS,
+  DEFAULT_FORMAT_TARGET_BATCH_BYTES,
+} from "./lib/formats/format_options.ts";
 export { forEachBatch } from "./lib/for_each_batch.ts";
 export { loadIncludes } from "./lib/load_includes.ts";
 export type {
@@ -48,8 +53,11 @@ export {
   DEFAULT_MIN_BATCH_ROWS,
   DEFAULT_TARGET_BATCH_BYTES,
 } from "./lib/options.ts";
-export type { BatchInfo, BatchSizing, StreamOptions } from "./lib/options.ts";
+export type { BatchInfo, BatchSizing, RetryInfo, StreamOptions } from "./lib/options.ts";
 export { SluiceError } from "./lib/errors.ts";
 export type { SluiceErrorCode, SluiceErrorOptions } from "./lib/errors.ts";
 export type { Column, Query, RawRow, Row, Sql, SqlQuery } from "./lib/sources/postgres_cursor.ts";
 export type { BatchSource, OpenBatchSource, SourceBatch } from "./lib/sources/batch_source.ts";
+export type { Database, DatabaseQuery } from "./lib/sources/open_source.ts";
+export type { ParameterizedQuery, PGliteDatabase, PGliteResults } from "./lib/sources/pglite.ts";
+export type { BunSql } from "./lib/sources/bun_sql.ts";

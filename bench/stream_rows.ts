@@ -32,7 +32,9 @@ async function ensureTable(): Promise<void> {
 
 if (mode === "setup") {
   await ensureTable();
-  const [r] = await sql`select avg(length(t::text))::int as w, count(*)::int as n from ${sql(TABLE)} t`;
+  const [r] = await sql`select avg(length(t::text))::int as w, count(*)::int as n from ${
+    sql(TABLE)
+  } t`;
   console.log(JSON.stringify({ table: TABLE, rows: r!.n, avgRowTextBytes: r!.w }));
   await sql.end();
   process.exit(0);

@@ -8,8 +8,11 @@
 import process from "node:process";
 import { readFile } from "node:fs/promises";
 import { Hono } from "hono";
-import { streamLimit, streamQuery } from "../lib/hono/mod.ts";
+import type { Context } from "hono";
+import { paginate, streamLimit, streamQuery } from "../lib/hono/mod.ts";
 import type { StreamFormat } from "../lib/hono/mod.ts";
+import { isPGlite } from "../lib/sources/pglite.ts";
+import type { Sql } from "../mod.ts";
 import { openDemoDatabase, TABLE } from "./db.ts";
 import { openStatus } from "./status.ts";
 
@@ -27,7 +30,8 @@ const database = await openDemoDatabase(process.env.DATABASE_URL, rowsWanted, lo
 const status = openStatus(database);
 const page = await readFile(new URL("./index.html", import.meta.url), "utf8");
 
-const ORDERS = `select id, customer, status, total, items, created_at from ${TABLE} order by id`;
+const COLUMNS = "id, customer, status, total, items, created_at";
+const ORDERS = `select ${COLUMNS} from ${TABLE} order by id`;
 
 const app = new Hono();
 
@@ -38,7 +42,7 @@ app.get("/status", async (c) => c.json(await status.snapshot()));
 app.use("/orders.*", streamLimit({ max: database.maxStreams }));
 app.use("/orders/events", streamLimit({ max: database.maxStreams }));
 
-const serve = (format: StreamFormat) => (c: Parameters<Parameters<typeof app.get>[1]>[0]) =>
+const serve = (format: StreamFormat) => (c: Context) =>
   status.track(
     format,
     c.req.raw.signal,
@@ -53,6 +57,45 @@ app.get("/orders.ndjson", serve("ndjson"));
 app.get("/orders.csv", serve("csv"));
 app.get("/orders.json", serve("json"));
 app.get("/orders/events", serve("sse"));
+
+// Pages of 50 (`?limit=` up to 1000), `?after=` from the previous page's `next`.
+app.get("/orders", async (c) => {
+  if (!isPGlite(database.db)) {
+    return paginate(c, database.db as Sql, `select ${COLUMNS} from ${TABLE}`, {
+      key: "id",
+      limit: 50,
+      maxLimit: 1000,
+    });
+  }
+  // paginate() reads through postgres.js only so far; on PGlite the demo runs the same keyset
+  // query itself, with the same response shape (the token is the last id, unsigned).
+  const limit = Math.min(Math.max(1, Number(c.req.query("limit") ?? 50) || 50), 1000);
+  let after: number;
+  try {
+    after = Number(atob(c.req.query("after") ?? btoa("0")));
+  } catch {
+    after = NaN;
+  }
+  if (!Number.isSafeInteger(after)) {
+    return c.json({ title: "Bad Request", detail: "after is not a page token" }, 400);
+  }
+  const rows = await database.rows(
+    `select row_to_json(o.*)::text as j from (select ${COLUMNS} from ${TABLE}
+     where id > $1 order by id limit $2) o`,
+    [after, limit + 1],
+  );
+  const page = rows.slice(0, limit).map((r) => r.j as string);
+  const next = rows.length > limit ? btoa(String(JSON.parse(page.at(-1)!).id)) : null;
+  if (next !== null) {
+    const url = new URL(c.req.url);
+    url.searchParams.set("after", next);
+    c.header("Link", `<${url.href}>; rel="next"`);
+  }
+  c.header("Cache-Control", "no-store");
+  return c.body(`{"rows":[${page.join(",")}],"next":${JSON.stringify(next)}}`, 200, {
+    "Content-Type": "application/json; charset=utf-8",
+  });
+});
 
 const server = startServer(port, app.fetch);
 console.log(

@@ -30,6 +30,9 @@ export function createSourceStream<T, O>(
   let index = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let lastDesired: number | null = null;
+  let lastActivity = 0;
+  // Checked a few times per period so a stall is caught within idleTimeoutMs + a quarter of it.
+  const idleTick = Math.max(10, Math.floor(idleTimeoutMs / 4));
   let ctrl: ReadableStreamDefaultController<O>;
 
   const shutdown = (error?: unknown): Promise<void> => {
@@ -63,9 +66,14 @@ export function createSourceStream<T, O>(
     timer = undefined;
     if (closing || pulling) return;
     const desired = ctrl.desiredSize;
+    const now = performance.now();
     if (desired !== lastDesired) {
       lastDesired = desired;
-      timer = setTimeout(checkIdle, idleTimeoutMs);
+      lastActivity = now;
+    }
+    const idleFor = now - lastActivity;
+    if (idleFor < idleTimeoutMs) {
+      timer = setTimeout(checkIdle, Math.min(idleTick, idleTimeoutMs - idleFor));
       return;
     }
     failFromOutside(
@@ -120,7 +128,8 @@ export function createSourceStream<T, O>(
           controller.close();
         } else if (idleTimeoutMs > 0) {
           lastDesired = controller.desiredSize;
-          timer = setTimeout(checkIdle, idleTimeoutMs);
+          lastActivity = performance.now();
+          timer = setTimeout(checkIdle, idleTick);
         }
       } catch (error) {
         const reason = failure ? failure.error : error;

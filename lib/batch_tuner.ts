@@ -1,6 +1,9 @@
 import { resolveBatchSizing } from "./options.ts";
 import type { BatchSizing } from "./options.ts";
 
+/** Most a fetch may grow over the previous one (32×: 100 → 3,200 → 102,400 rows). */
+export const MAX_GROWTH = 32;
+
 /**
  * Chooses how many rows to fetch next from the bytes seen so far.
  *
@@ -23,9 +26,6 @@ import type { BatchSizing } from "./options.ts";
  * assert.equal(tuner.record(200, 400_000), 1); // 2000 bytes a row → one at a time
  * ```
  */
-/** Most a fetch may grow over the previous one (32×: 100 → 3,200 → 102,400 rows). */
-export const MAX_GROWTH = 32;
-
 export class BatchTuner {
   readonly #sizing: Required<BatchSizing>;
   #nextRows: number;

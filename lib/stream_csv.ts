@@ -1,6 +1,7 @@
 import { createSourceStream } from "./_source_stream.ts";
 import { ChunkWriter } from "./formats/_chunk_writer.ts";
 import { CsvEncoder } from "./formats/csv.ts";
+import { withFormatDefaults } from "./formats/format_options.ts";
 import type { StreamOptions } from "./options.ts";
 import { openSource } from "./sources/open_source.ts";
 import type { Database, DatabaseQuery } from "./sources/open_source.ts";
@@ -28,8 +29,9 @@ export interface CsvOptions extends StreamOptions {
  * @param sql A postgres.js, PGlite or Bun `SQL` instance; one connection is reserved while the
  *   stream is open (with PGlite, its only connection: other queries on it wait).
  * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
- * @param options `header` (default `true`), batch sizing, abort signal, idle and statement
- * timeouts, `onBatch`.
+ * @param options `header` (default `true`), batch sizing (`targetBatchBytes` defaults to 256 KiB
+ * and `firstBatchRows`/`minBatchRows`
+ * to 10 here), abort signal, idle and statement timeouts, `onBatch`.
  * @returns A byte stream of CSV in the connection's client encoding (UTF-8 with postgres.js);
  * cancelling it closes the cursor and frees the connection.
  * @throws {TypeError | RangeError} On bad options or a query that is neither a fragment nor a string.
@@ -49,6 +51,7 @@ export function streamCsv(
   query: DatabaseQuery,
   options?: CsvOptions,
 ): ReadableStream<Uint8Array> {
+  const opts = withFormatDefaults(options);
   if (options?.header !== undefined && typeof options.header !== "boolean") {
     throw new TypeError(
       `Cannot use header as a CSV option: current value is ${String(options.header)}`,
@@ -64,8 +67,8 @@ export function streamCsv(
     return csv;
   };
   return createSourceStream<RawRow, Uint8Array>(
-    async () => source = await openSource(sql, query, { ...options, output: "values" }),
-    options,
+    async () => source = await openSource(sql, query, { ...opts, output: "values" }),
+    opts,
     (controller, rows) => {
       encoder ??= start();
       encoder.writeRows(writer, rows);

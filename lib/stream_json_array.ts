@@ -1,6 +1,7 @@
 import { createSourceStream } from "./_source_stream.ts";
 import { ChunkWriter } from "./formats/_chunk_writer.ts";
 import { JsonArrayEncoder } from "./formats/json_array.ts";
+import { withFormatDefaults } from "./formats/format_options.ts";
 import type { StreamOptions } from "./options.ts";
 import { openSource } from "./sources/open_source.ts";
 import type { Database, DatabaseQuery } from "./sources/open_source.ts";
@@ -18,7 +19,9 @@ import type { RawRow } from "./sources/postgres_cursor.ts";
  * @param sql A postgres.js, PGlite or Bun `SQL` instance; one connection is reserved while the
  *   stream is open (with PGlite, its only connection: other queries on it wait).
  * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
- * @param options Batch sizing, abort signal, idle and statement timeouts, `onBatch`.
+ * @param options Batch sizing (`targetBatchBytes` defaults to 256 KiB and `firstBatchRows`/`minBatchRows`
+ * to 10 here), abort signal, idle
+ * and statement timeouts, `onBatch`.
  * @returns A byte stream of one UTF-8 JSON document; cancelling it closes the cursor and frees the
  * connection.
  * @throws {TypeError | RangeError} On bad options or a query that is neither a fragment nor a string.
@@ -38,11 +41,12 @@ export function streamJsonArray(
   query: DatabaseQuery,
   options?: StreamOptions,
 ): ReadableStream<Uint8Array> {
+  const opts = withFormatDefaults(options);
   const writer = new ChunkWriter();
   const encoder = new JsonArrayEncoder();
   return createSourceStream<RawRow, Uint8Array>(
-    () => openSource(sql, query, { ...options, output: "json" }),
-    options,
+    () => openSource(sql, query, { ...opts, output: "json" }),
+    opts,
     (controller, rows) => {
       encoder.writeRows(writer, rows);
       writer.flushTo(controller);

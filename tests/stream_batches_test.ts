@@ -251,6 +251,7 @@ test("streamBatches() releases the connection when cancelled right as a fetch st
       const reader = streamBatches(sql, "select g from generate_series(1, 100000) g").getReader();
       await reader.read();
       const pending = reader.read();
+      for (let k = 0; k < i % 5; k++) await Promise.resolve(); // land in different microtasks
       await reader.cancel(new Error("gone"));
       await pending;
     }

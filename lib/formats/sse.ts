@@ -1,11 +1,12 @@
 import type { RawRow } from "../sources/postgres_cursor.ts";
 import type { ChunkWriter } from "./_chunk_writer.ts";
-import { writeJsonLine } from "./_json_text.ts";
 
 const encoder = new TextEncoder();
-const ROWS_EVENT = encoder.encode("event: rows\ndata: [");
-const ROW_SEPARATOR = encoder.encode(",\ndata: ");
-const EVENT_END = encoder.encode("]\n\n");
+const ROWS_EVENT = encoder.encode("event: rows");
+const DATA = encoder.encode("data: ");
+const OPEN = 0x5b; // [
+const CLOSE = 0x5d; // ]
+const COMMA = 0x2c;
 
 /**
  * Writes rows as `text/event-stream` events: one `rows` event per batch whose data is a JSON array
@@ -28,16 +29,25 @@ export class SseEncoder {
   /**
    * Writes one `rows` event holding these rows.
    *
-   * @param w Where to write.
+   * @param w Where to write; must be in `oneLine` mode (row texts may hold raw line breaks).
    * @param rows Rows of one value each: the row's JSON text (at least one row).
    */
   writeRows(w: ChunkWriter, rows: readonly RawRow[]): void {
     w.write(ROWS_EVENT);
+    w.newline();
+    w.write(DATA);
+    w.writeByte(OPEN);
     for (let r = 0; r < rows.length; r++) {
-      if (r > 0) w.write(ROW_SEPARATOR);
-      writeJsonLine(w, rows[r]![0]!);
+      if (r > 0) {
+        w.writeByte(COMMA);
+        w.newline();
+        w.write(DATA);
+      }
+      w.write(rows[r]![0]!);
     }
-    w.write(EVENT_END);
+    w.writeByte(CLOSE);
+    w.newline();
+    w.newline();
     this.#rows += rows.length;
   }
 
@@ -47,6 +57,10 @@ export class SseEncoder {
    * @param w Where to write.
    */
   writeEnd(w: ChunkWriter): void {
-    w.write(encoder.encode(`event: end\ndata: {"rows":${this.#rows}}\n\n`));
+    w.write(encoder.encode("event: end"));
+    w.newline();
+    w.write(encoder.encode(`data: {"rows":${this.#rows}}`));
+    w.newline();
+    w.newline();
   }
 }

@@ -1,10 +1,13 @@
 import type { StreamContext } from "./_context.ts";
+import { SluiceError } from "../errors.ts";
+import { DEFAULT_IDLE_TIMEOUT_MS } from "../options.ts";
 import type { StreamOptions } from "../options.ts";
 import type { Database, DatabaseQuery } from "../sources/open_source.ts";
 import { FORMAT_STREAMS } from "./_formats.ts";
 import { negotiateFormat, STREAM_FORMATS, supportedMediaTypes } from "./_negotiate.ts";
 import type { StreamFormat } from "./_negotiate.ts";
 import { problemFromError, problemResponse } from "./_problem.ts";
+import { decodeAfterToken } from "./_token.ts";
 
 export type { StreamFormat } from "./_negotiate.ts";
 
@@ -20,6 +23,12 @@ export interface StreamQueryOptions extends StreamOptions {
   filename?: string;
   /** CSV only: send a header line with the column names. Default `true`. */
   header?: boolean;
+  /**
+   * Keyset streams (`key` set): a request's `?after=` token — the `next` of `paginate()` with the
+   * same key and direction — starts the stream after that row; with `secret` the token must be
+   * signed with it. A bad token is a 400 problem.
+   */
+  secret?: string;
 }
 
 // Every response streams rows that may change on the next request; proxies (nginx) must not
@@ -131,7 +140,7 @@ export async function streamQuery(
   options: StreamQueryOptions = {},
 ): Promise<Response> {
   checkOptions(options);
-  const { format, filename, ...streamOptions } = options;
+  const { format, filename, secret, ...streamOptions } = options;
   const negotiated = negotiateFormat(c, format);
   if (negotiated === undefined) {
     return problemResponse(c, {
@@ -157,6 +166,23 @@ export async function streamQuery(
   // The request's signal aborts when the client goes away. Deno.serve and Bun.serve also cancel
   // the body then, but the signal covers the wait for the first batch (no body exists yet) and
   // servers that do not cancel the body.
+  const token = streamOptions.key !== undefined && streamOptions.after === undefined
+    ? c.req.query("after")
+    : undefined;
+  if (token !== undefined) {
+    const key = typeof streamOptions.key === "string" ? [streamOptions.key] : streamOptions.key!;
+    const direction = streamOptions.direction ?? "asc";
+    try {
+      streamOptions.after = await decodeAfterToken(token, { key, direction, secret });
+    } catch (error) {
+      return problemResponse(c, {
+        ...problemFromError(error),
+        status: 400,
+        title: "Bad Request",
+        detail: "The after parameter is not a valid page token.",
+      });
+    }
+  }
   const signal = anySignal(streamOptions.signal, c.req.raw.signal);
   let fetched = false;
   const onBatch = streamOptions.onBatch;
@@ -183,21 +209,70 @@ export async function streamQuery(
     return problemResponse(c, problemFromError(error));
   }
 
+  // The format stream's own idle check cannot see the server reading its queued 64 KiB chunks, so
+  // a client that stops halfway through a batch would hold the cursor for up to twice
+  // idleTimeoutMs. This body is pulled once per chunk, so it measures the gap exactly.
+  const idleMs = streamOptions.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  let lastPull = performance.now();
+  let reading = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let ctrl: ReadableStreamDefaultController<Uint8Array>;
+  let idled: SluiceError | undefined;
+  const stop = (): void => {
+    if (timer !== undefined) clearTimeout(timer), timer = undefined;
+  };
+  const checkIdle = (): void => {
+    timer = undefined;
+    const idle = performance.now() - lastPull;
+    if (reading) return;
+    if (idle < idleMs) {
+      timer = setTimeout(checkIdle, idleMs - idle);
+      return;
+    }
+    const error = new SluiceError(
+      "IDLE_TIMEOUT",
+      `Cannot keep the response open as the client stopped reading: idle for more than ${idleMs} ms`,
+    );
+    idled = error;
+    void source.cancel(error).finally(() => ctrl.error(error));
+  };
+
   const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      ctrl = controller;
+    },
     async pull(controller) {
+      if (idled) throw idled;
+      lastPull = performance.now();
       const chunk = head.shift();
+      let done = chunk === undefined && ended;
       if (chunk !== undefined) {
         controller.enqueue(chunk);
-        if (head.length === 0 && ended) controller.close();
-        return;
+        done = head.length === 0 && ended;
+      } else if (!done) {
+        reading = true;
+        try {
+          // A rejection errors this stream, which makes the server abort the response.
+          const result = await source.read();
+          done = result.done;
+          if (!result.done) controller.enqueue(result.value);
+        } catch (error) {
+          stop();
+          throw error;
+        } finally {
+          reading = false;
+          lastPull = performance.now();
+        }
       }
-      if (ended) return controller.close();
-      // A rejection errors this stream, which makes the server abort the response.
-      const result = await source.read();
-      if (result.done) controller.close();
-      else controller.enqueue(result.value);
+      if (done) {
+        stop();
+        controller.close();
+      } else if (idleMs > 0 && timer === undefined) {
+        timer = setTimeout(checkIdle, idleMs);
+      }
     },
     cancel(reason) {
+      stop();
       return source.cancel(reason);
     },
   }, { highWaterMark: 0 });

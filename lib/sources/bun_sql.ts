@@ -36,6 +36,7 @@ interface BunReserved {
   // deno-lint-ignore no-explicit-any
   unsafe(query: string, parameters?: any[]): BunQuery;
   release(): void;
+  close(): Promise<void>;
 }
 
 /** Options of {@linkcode openBunSqlCursor}. */
@@ -58,6 +59,14 @@ export function isBunSql(sql: unknown): sql is BunSql {
   const s = sql as unknown as Partial<BunSql>;
   return typeof s.reserve === "function" && typeof s.unsafe === "function" &&
     typeof s.options?.adapter === "string";
+}
+
+/** True for errors after which a Bun connection cannot be talked to any more. */
+function isDeadConnection(error: unknown): boolean {
+  const e = error as { code?: unknown; errno?: unknown } | null;
+  const errno = e?.errno;
+  return errno === "57P01" || errno === "57P02" || errno === "57P03" ||
+    (typeof e?.code === "string" && /CONNECTION_CLOSED|ECONNRESET|EPIPE/.test(e.code));
 }
 
 const CURSOR_NAME = "sluice_cursor";
@@ -130,16 +139,18 @@ export async function openBunSqlCursor(
     if (closed) return;
     closed = true;
     if (inflight) await inflight;
-    if (began) {
+    let dead = isDeadConnection(error);
+    if (began && !dead) {
       try {
         await reserved.unsafe(error === undefined ? "commit" : "rollback").simple();
       } catch {
-        // Bun 1.4.5: a reserved connection whose backend died reports the death to the next query
-        // run on it, even after release(); running the rollback here takes that error (it fails at
-        // once) so the pool reconnects cleanly for the next user.
+        dead = true;
       }
     }
-    reserved.release();
+    // Bun 1.4.5: a released connection whose backend died hands its death to the next query run
+    // on it; closing it instead makes the pool open a fresh one.
+    if (dead) await reserved.close().catch(() => {});
+    else reserved.release();
   }
 
   try {

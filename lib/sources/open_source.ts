@@ -37,6 +37,14 @@ function isParameterized(query: unknown): query is ParameterizedQuery {
  * @param options Stream options and the row shape.
  * @returns An open source of raw rows.
  * @throws {TypeError} When `db` is none of the supported drivers, or an option does not apply to it.
+ *
+ * @example Read one batch from PGlite
+ * ```ts ignore
+ * import { PGlite } from "@electric-sql/pglite";
+ * const source = await openSource(new PGlite(), { query: "select $1::int as n", params: [1] });
+ * const batch = await source.fetch(100);
+ * await source.close();
+ * ```
  */
 export function openSource<T = RawRow>(
   db: Database,
@@ -44,6 +52,7 @@ export function openSource<T = RawRow>(
   options: PostgresSourceOptions<T> = {},
 ): Promise<PostgresSource<T>> {
   if (options.include !== undefined) assertPostgresJs(db, "include");
+  if (options.strategy === "keyset" || options.key !== undefined) assertPostgresJs(db, "key");
   const cursorOptions = {
     statementTimeoutMs: options.statementTimeoutMs,
     output: options.output ?? "values",

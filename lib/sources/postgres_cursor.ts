@@ -201,6 +201,7 @@ export async function openPostgresCursor<T = RawRow>(
   let inflight: Promise<unknown> | undefined;
   let closed = false;
   let began = false;
+  let cancelling: Promise<unknown> | undefined;
   // postgres.js 3.4.9: a query sent on a reserved connection whose socket closed while idle (a
   // pooler's idle_transaction_timeout, a restart, a killed backend) throws an uncaught TypeError
   // from a setImmediate ("reading 'write'"), crashing the process. Watch the connection's close
@@ -245,6 +246,11 @@ export async function openPostgresCursor<T = RawRow>(
     if (closed) return;
     closed = true;
     if (inflight) await inflight;
+    // A cancel request travels on its own connection and can reach the backend after the query it
+    // targeted finished; released too early, the connection's next user (another stream's BEGIN or
+    // DECLARE) gets the 57014. postgres.js resolves cancel() once the server closed the cancel
+    // connection, i.e. after it signalled the backend, which ignores a cancel while idle.
+    if (cancelling) await cancelling;
     // postgres.js 3.4.9: release() on a reserved connection whose socket already closed puts the
     // dead connection back in the open queue, and the next query on the pool hangs forever. A
     // closed connection is already back in the pool's "closed" queue (and reconnects on demand),
@@ -255,6 +261,9 @@ export async function openPostgresCursor<T = RawRow>(
         await reserved.unsafe(error === undefined ? "commit" : "rollback");
       } catch (e) {
         alive = !isConnectionError(e);
+        // A stray cancel (57014) that hit the ROLLBACK left the transaction open: end it before
+        // the connection goes back to the pool.
+        if (alive) await reserved.unsafe("rollback").catch((e2) => alive = !isConnectionError(e2));
       }
     }
     if (alive) reserved.release();
@@ -298,7 +307,12 @@ export async function openPostgresCursor<T = RawRow>(
       // wedges: every later query on it, our ROLLBACK included, waits forever. Only a query the
       // server is running (`active`) is cancelled; any other finishes on its own before close().
       const q = current as unknown as { active?: boolean; cancel(): unknown } | undefined;
-      if (q?.active === true) q.cancel();
+      // One cancel per cursor: a second one (a disconnect cancels the body and aborts the request's
+      // signal) can land on the ROLLBACK after the first was awaited, leaving the transaction
+      // aborted on a connection returned to the pool.
+      if (q?.active === true && cancelling === undefined) {
+        cancelling = Promise.resolve(q.cancel()).catch(() => {});
+      }
     },
     query(query: SqlQuery): Promise<RawBatchRows> {
       if (lost) return Promise.reject(lost);
@@ -358,6 +372,12 @@ export function createRowDecoder<T = Row>(
   const valueFrom = transform?.value?.from;
   const rowFrom = transform?.row?.from;
   const decoder = new TextDecoder();
+  // postgres.js hands out Node-style Buffers; their utf8Slice is what the driver itself decodes
+  // with and is several times faster than TextDecoder on short values. Feature-checked per value.
+  const text = (b: Uint8Array, from: number): string => {
+    const slice = (b as { utf8Slice?: (start: number, end: number) => string }).utf8Slice;
+    return slice ? slice.call(b, from, b.length) : decoder.decode(from ? b.subarray(from) : b);
+  };
   return (raw, columns) => {
     const row: Record<string, unknown> = {};
     for (let i = 0; i < columns.length; i++) {
@@ -368,10 +388,10 @@ export function createRowDecoder<T = Row>(
         const parser = column.parser;
         // Mirrors postgres.js's DataRow: array parsers get the text without its leading "{".
         value = parser === undefined
-          ? decoder.decode(bytes)
+          ? text(bytes, 0)
           : parser.array === true
-          ? parser(decoder.decode(bytes.subarray(1)))
-          : parser(decoder.decode(bytes));
+          ? parser(text(bytes, 1))
+          : parser(text(bytes, 0));
       }
       row[column.name] = valueFrom ? valueFrom(value, column) : value;
     }

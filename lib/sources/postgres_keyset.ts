@@ -197,6 +197,17 @@ export function resolveKeysetOptions(
   };
 }
 
+/**
+ * Sends a query as an unnamed statement even when the pool prepares statements (postgres.js's
+ * default): a named statement is prepared on one server connection, and behind a transaction-mode
+ * pooler the next page may land on another ("prepared statement … does not exist"). Parsing a page
+ * again costs nothing next to its rows.
+ */
+function unprepared(query: PgQuery): PgQuery {
+  (query as unknown as { options: { prepare?: boolean } }).options.prepare = false;
+  return query;
+}
+
 /** Quotes a SQL identifier (the checks above already refused NUL). */
 function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
@@ -281,7 +292,7 @@ export async function fetchKeysetPage(
   let columns: readonly Column[] | undefined;
   const build = (db: PgSql): PgQuery =>
     // deno-lint-ignore no-explicit-any
-    (db(template, ...(values as any[])) as PgQuery).raw().forEach(
+    unprepared(db(template, ...(values as any[])) as PgQuery).raw().forEach(
       // deno-lint-ignore no-explicit-any
       (row: any, res: any) => {
         const raw = row as RawRow;
@@ -327,7 +338,7 @@ async function hasNullKey(sql: Sql, fragment: SqlQuery, key: readonly string[]):
   const test = key.map((k) => `sluice_k.${quoteIdentifier(k)} is null`).join(" or ");
   const strings = ["select 1 from (", `) as sluice_k where ${test} limit 1`];
   const template = Object.assign(strings, { raw: strings }) as unknown as TemplateStringsArray;
-  const rows = await (sql as unknown as PgSql)(template, fragment as PgQuery);
+  const rows = await unprepared((sql as unknown as PgSql)(template, fragment as PgQuery));
   return rows.length > 0;
 }
 
@@ -347,6 +358,15 @@ function sameBytes(a: RawRow, b: RawRow): boolean {
     for (let j = 0; j < x.length; j++) if (x[j] !== y[j]) return false;
   }
   return true;
+}
+
+/** A keyset source, which also tells where its last page ended. */
+export interface KeysetSource<T = RawRow> extends PostgresSource<T> {
+  /**
+   * The keys (as the server's text) of the last two rows of the last page, oldest first: what
+   * `after` must be to continue after either (pagination fetches one row more than it shows).
+   */
+  tailKeys(): readonly (readonly string[])[];
 }
 
 /** Options of {@linkcode openPostgresKeyset}. */
@@ -388,7 +408,7 @@ export function openPostgresKeyset<T = RawRow>(
   sql: Sql,
   query: Query,
   options: PostgresKeysetOptions<T>,
-): Promise<PostgresSource<T>> {
+): Promise<KeysetSource<T>> {
   const fragment = toFragment(sql, query);
   const { key, direction, retries, retryDelayMs, onRetry, mapRow } = options;
   const output = options.output ?? "values";
@@ -398,12 +418,14 @@ export function openPostgresKeyset<T = RawRow>(
   let inflight: Promise<unknown> | undefined;
   let stopped = false;
   let wake: (() => void) | undefined;
+  let tail: string[][] = [];
   const decoder = new TextDecoder();
 
   async function page(n: number): Promise<SourceBatch<T>> {
     const out: T[] = [];
     let bytes = 0;
     let last: RawRow | undefined;
+    let beforeLast: RawRow | undefined;
     let problem: SluiceError | undefined;
     const cols = await fetchKeysetPage(sql, fragment, {
       key,
@@ -427,6 +449,7 @@ export function openPostgresKeyset<T = RawRow>(
           );
           return;
         }
+        beforeLast = last;
         last = keys;
         for (let j = 0; j < raw.length; j++) {
           const value = raw[j];
@@ -440,6 +463,9 @@ export function openPostgresKeyset<T = RawRow>(
     if (out.length < n && await hasNullKey(sql, fragment, key)) throw nullKeyError(key);
     columns ??= cols;
     if (last !== undefined) after = last.map((v) => decoder.decode(v!));
+    tail = [beforeLast, last].filter((k) => k !== undefined).map((k) =>
+      k!.map((v) => decoder.decode(v!))
+    );
     return { rows: out, bytes };
   }
 
@@ -479,6 +505,7 @@ export function openPostgresKeyset<T = RawRow>(
 
   return Promise.resolve({
     columns: () => columns,
+    tailKeys: () => tail,
     fetch(n: number): Promise<SourceBatch<T>> {
       const p = fetch(n);
       inflight = p.catch(() => {});

@@ -50,3 +50,28 @@ test("ChunkWriter defaults to 64 KiB chunks", () => {
   w.write(new Uint8Array(200_000));
   assert.deepEqual(w.take().map((c) => c.length), [CHUNK_BYTES, CHUNK_BYTES, CHUNK_BYTES, 3392]);
 });
+
+test("ChunkWriter in oneLine mode keeps only newline() line breaks, across chunk boundaries", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 16 }),
+      fc.array(
+        fc.array(fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom("\r", "\n", "\r\n")))
+          .map((parts) => parts.join("")),
+        { maxLength: 20 },
+      ),
+      (size, lines) => {
+        const w = new ChunkWriter(size, { oneLine: true });
+        const chunks: Uint8Array[] = [];
+        lines.forEach((line, i) => {
+          w.write(new TextEncoder().encode(line));
+          w.newline();
+          if (i % 3 === 0) chunks.push(...w.take());
+        });
+        chunks.push(...w.take());
+        const expected = lines.map((l) => l.replace(/[\r\n]/g, " ") + "\n").join("");
+        assert.equal(new TextDecoder().decode(concat(chunks)), expected);
+      },
+    ),
+  );
+});

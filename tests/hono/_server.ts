@@ -22,7 +22,16 @@ export interface TestServer {
   app: string;
   /** The server's current and peak RSS and heap in bytes and its statement counter; `gc` first
    * runs a full garbage collection. */
-  stats(gc?: boolean): Promise<{ rss: number; hwm: number; heapUsed: number; statements: number }>;
+  stats(gc?: boolean): Promise<
+    {
+      rss: number;
+      hwm: number;
+      heapUsed: number;
+      external: number;
+      fds: number;
+      statements: number;
+    }
+  >;
   stop(): Promise<void>;
 }
 
@@ -78,7 +87,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
 /** A raw HTTP/1.1 exchange on a socket: what arrived, and how the connection ended. */
 export interface RawExchange {
   socket: Socket;
-  /** Resolves once at least `bytes` bytes arrived (headers included). */
+  /** Resolves once at least `bytes` bytes arrived (headers included) or the connection closed. */
   received(bytes: number): Promise<void>;
   /** Everything received so far. */
   data(): Buffer;
@@ -107,14 +116,17 @@ export function rawGet(
   const closed = new Promise<{ error: boolean }>((resolve) => {
     let error = false;
     socket.on("error", () => (error = true));
-    socket.on("close", () => resolve({ error }));
+    socket.on("close", () => {
+      for (const w of waiters.splice(0)) w.resolve();
+      resolve({ error });
+    });
   });
   const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
   socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${extra}\r\n`);
   return {
     socket,
     received(bytes) {
-      if (size >= bytes) return Promise.resolve();
+      if (size >= bytes || socket.destroyed) return Promise.resolve();
       return new Promise((resolve) => waiters.push({ bytes, resolve }));
     },
     data: () => Buffer.concat(chunks),

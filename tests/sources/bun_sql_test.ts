@@ -14,21 +14,39 @@ const BUN = "bun";
 // deno-lint-ignore no-explicit-any
 const SQL: any = isBun ? (await import(BUN)).SQL : undefined;
 
-// deno-lint-ignore no-explicit-any
-async function bunHarness(): Promise<
-  DriverHarness & { end(): Promise<void>; sql: any; app: string }
+/** A Bun `SQL` instance, as much as these tests use. */
+interface BunSqlInstance {
+  (template: TemplateStringsArray, ...values: unknown[]): Promise<Record<string, unknown>[]>;
+  unsafe(text: string): Promise<Record<string, unknown>[]>;
+  close(options?: { timeout?: number }): Promise<void>;
+}
+
+function bunHarness(): Promise<
+  DriverHarness & { end(): Promise<void>; sql: BunSqlInstance; app: string }
 > {
   const app = uniqueName("sluice_bun");
-  const sql = new SQL(DATABASE_URL, { max: 2, connection: { application_name: app } });
+  const sql: BunSqlInstance = new SQL(DATABASE_URL, {
+    max: 2,
+    connection: { application_name: app },
+  });
   const admin = connect().sql;
-  return {
+  return Promise.resolve({
     name: "Bun.sql",
-    db: sql as Database,
+    db: sql as unknown as Database,
     sql,
     app,
     bigRows: 1_000_000,
     rows: async (text) => [...await sql.unsafe(text)],
-    copyCsv: async (text) => new TextDecoder().decode(await copyCsv(admin, text)),
+    // Its own pool: under Bun 1.4.5, a postgres.js connection that ran `COPY … TO STDOUT`
+    // through `.readable()` sometimes never answers its next query.
+    copyCsv: async (text) => {
+      const copier = connect().sql;
+      try {
+        return new TextDecoder().decode(await copyCsv(copier, text));
+      } finally {
+        await copier.end({ timeout: 1 });
+      }
+    },
     sqlState: (e) => (e as { errno?: string }).errno,
     isClean: async () => (await busySessions(admin, app)).length === 0,
     isUntouched: async () => (await sessions(admin, app)).length === 0,
@@ -38,7 +56,7 @@ async function bunHarness(): Promise<
       await endPool(admin);
       assert.ok(gone, "Bun's pool did not close its connections");
     },
-  };
+  });
 }
 
 if (!isBun) {
@@ -75,8 +93,11 @@ if (!isBun) {
     try {
       const reader = streamBatches(h.db, "select g from generate_series(1, 1000000) g").getReader();
       await reader.read();
-      await admin`select pg_terminate_backend(pid) from pg_stat_activity
-        where application_name = ${h.app}`;
+      // Only the stream's backend: Bun 1.4.5 hands an idle pooled connection whose backend was
+      // killed to the next query, which then fails (postgres.js notices the closed socket).
+      const killed = await admin`select pg_terminate_backend(pid) from pg_stat_activity
+        where application_name = ${h.app} and state = 'idle in transaction'`;
+      assert.equal(killed.length, 1);
       await assert.rejects(
         (async () => {
           for (;;) if ((await reader.read()).done) break;

@@ -16,6 +16,19 @@ async function createTable(admin: Sql, name: string, n: number): Promise<void> {
   await admin.unsafe(`analyze ${name}`);
 }
 
+/**
+ * Creates a function `<table>_slow(id)` that takes 1 s for `id = at`, so the page holding that row
+ * can be caught running. It is declared immutable (a lie) because a volatile function in the
+ * select list stops PostgreSQL from flattening the page's subquery: every page would then
+ * evaluate it for all remaining rows (see the README). The caller drops it.
+ */
+async function createSlowAt(admin: Sql, table: string, at: number): Promise<string> {
+  const name = `${table}_slow`;
+  await admin.unsafe(`create function ${name}(i int) returns text language plpgsql immutable as $$
+    begin if i = ${at} then perform pg_sleep(1); end if; return null; end $$`);
+  return name;
+}
+
 /** Asserts that the app holds no transaction open and that its pool drains. */
 async function assertClean(sql: Sql, app: string, admin: Sql): Promise<void> {
   const clean = await waitFor(async () => (await busySessions(admin, app)).length === 0, 2000);
@@ -206,7 +219,7 @@ async function killMidPage(
     await waitFor(async () => {
       const rows = await admin`
         select pid from pg_stat_activity
-        where application_name = ${app} and state = 'active' and query like '%sluice_k%pg_sleep%'`;
+        where application_name = ${app} and state = 'active' and query like '%sluice_k%_slow(%'`;
       if (rows.length === 0) return false;
       await admin`select pg_terminate_backend(${rows[0]!.pid})`;
       return killed = true;
@@ -230,8 +243,7 @@ test(
       const retries: RetryInfo[] = [];
       const infos: BatchInfo[] = [];
       // The row with id 9000 takes 1 s to produce, so its page can be caught running.
-      const q =
-        `select id, v, case when id = 9000 then pg_sleep(1)::text end as slow from ${table}`;
+      const q = `select id, v, ${await createSlowAt(admin, table, 9000)}(id) as slow from ${table}`;
       const stream = streamRows<{ id: number }>(sql, q, {
         key: "id",
         maxBatchRows: 1000,
@@ -263,6 +275,7 @@ test(
       await assertClean(sql, app, admin);
     } finally {
       await admin.unsafe(`drop table if exists ${table}`);
+      await admin.unsafe(`drop function if exists ${table}_slow`);
       await endPool(admin);
     }
   },
@@ -275,29 +288,37 @@ test(
     const admin = connect().sql;
     const table = uniqueName("sluice_keyset_pgb_kill");
     const bouncer = await startPgBouncer({ poolSize: 2 });
+    let restarting: Promise<void> | undefined;
     const app = uniqueName("sluice_keyset_pgb");
     const sql = (await import("postgres")).default(bouncer.url, {
       prepare: false,
       max: 3,
       onnotice: () => {},
       connection: { application_name: app },
+      // Bun 1.4.5: a connect made while PgBouncer restarts can wait for connect_timeout (30 s by
+      // default) instead of failing fast; the retry then succeeds.
+      connect_timeout: 3,
     });
     try {
       await createTable(admin, table, 20_000);
       const retries: RetryInfo[] = [];
-      const q =
-        `select id, v, case when id = 12000 then pg_sleep(1)::text end as slow from ${table}`;
+      const q = `select id, v, ${await createSlowAt(
+        admin,
+        table,
+        12000,
+      )}(id) as slow from ${table}`;
       const reader = streamRows<{ id: number }>(sql, q, {
         key: "id",
         maxBatchRows: 1000,
         retryDelayMs: 50,
+        retries: 8, // a loaded machine may take a while to bring PgBouncer back
         onRetry: (info) => retries.push(info),
       }).getReader();
       const ids: number[] = [];
       for (let i = 0; i < 3000; i++) ids.push((await reader.read()).value!.id);
       // The pooler dies between pages and comes back 300 ms later on the same port.
       await bouncer.kill();
-      setTimeout(() => void bouncer.start(), 300);
+      restarting = new Promise((r) => setTimeout(r, 300)).then(() => bouncer.start());
       for (let i = 0; i < 3000; i++) ids.push((await reader.read()).value!.id);
       assert.ok(retries.length >= 1, "the restart should have cost at least one retry");
       const before = retries.length;
@@ -314,9 +335,11 @@ test(
       assert.ok(retries.length > before, "the killed page should have been retried");
       assert.deepEqual(ids, [...Array(20_000).keys()].map((i) => i + 1), "no duplicate, no gap");
     } finally {
+      await restarting?.catch(() => {}); // else a late start would outlive stop()
       await endPool(sql).catch(() => {});
       await bouncer.stop();
       await admin.unsafe(`drop table if exists ${table}`);
+      await admin.unsafe(`drop function if exists ${table}_slow`);
       await endPool(admin);
     }
   },
@@ -530,3 +553,28 @@ test("asCursorLost() maps a vanished cursor to CURSOR_LOST and leaves other erro
     await endPool(admin);
   }
 });
+
+test(
+  "keyset streams work through PgBouncer even when the pool prepares statements (postgres.js default)",
+  {
+    timeout: 60_000,
+  },
+  async () => {
+    const bouncer = await startPgBouncer({ poolSize: 2 });
+    const sql = (await import("postgres")).default(bouncer.url, { max: 4, onnotice: () => {} });
+    try {
+      const counts = await Promise.all([0, 1, 2, 3].map(async (i) => {
+        let n = 0;
+        const q = sql`select g, ${i}::int as stream from generate_series(1, 5000) g`;
+        for await (
+          const batch of streamBatches(sql, q, { key: "g", firstBatchRows: 10, maxBatchRows: 300 })
+        ) n += batch.length;
+        return n;
+      }));
+      assert.deepEqual(counts, [5000, 5000, 5000, 5000]);
+    } finally {
+      await endPool(sql).catch(() => {});
+      await bouncer.stop();
+    }
+  },
+);

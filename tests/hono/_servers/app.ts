@@ -2,8 +2,9 @@
 // Deno.serve or Bun.serve (or in-process through app.request()). Not a test file.
 import { Hono } from "hono";
 import type { Context } from "hono";
+import type { Sql } from "../../_db.ts";
 import postgres from "postgres";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { streamLimit, streamQuery } from "../../../lib/hono/mod.ts";
 import type { StreamFormat } from "../../../lib/hono/mod.ts";
@@ -32,7 +33,7 @@ export function memory(): { rss: number; hwm: number } {
 }
 
 /** Builds the app and its pool. */
-export function createTestApp(options: TestAppOptions) {
+export function createTestApp(options: TestAppOptions): { app: Hono; sql: Sql } {
   const sql = postgres(options.databaseUrl, {
     max: options.poolMax,
     onnotice: () => {},
@@ -65,6 +66,7 @@ export function createTestApp(options: TestAppOptions) {
     "/bad-param",
     (c) => streamQuery(c, sql, sql`select ${c.req.query("x") ?? "abc"}::int as x`, base),
   );
+  app.get("/sleep", (c) => streamQuery(c, sql, "select pg_sleep(5) as slept", base));
   app.get(
     "/timeout",
     (c) => streamQuery(c, sql, "select pg_sleep(5)", { ...base, statementTimeoutMs: 200 }),
@@ -86,7 +88,15 @@ export function createTestApp(options: TestAppOptions) {
       if (typeof g.gc === "function") g.gc();
       else g.Bun?.gc(true);
     }
-    return c.json({ statements, heapUsed: process.memoryUsage().heapUsed, ...memory() });
+    const m = process.memoryUsage();
+    return c.json({
+      statements,
+      heapUsed: m.heapUsed,
+      external: m.external,
+      arrayBuffers: m.arrayBuffers,
+      fds: readdirSync("/proc/self/fd").length,
+      ...memory(),
+    });
   });
   return { app, sql };
 }

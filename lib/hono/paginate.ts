@@ -1,0 +1,166 @@
+import { SluiceError } from "../errors.ts";
+import { openPostgresKeyset, resolveKeysetOptions } from "../sources/postgres_keyset.ts";
+import type { Query, Sql } from "../sources/postgres_cursor.ts";
+import type { StreamContext } from "./_context.ts";
+import { problemFromError, problemResponse } from "./_problem.ts";
+import { decodeAfterToken, encodeAfterToken } from "./_token.ts";
+
+/** Default rows a page holds when the request names no `limit`. */
+export const DEFAULT_PAGE_LIMIT = 50;
+/** Default cap on a request's `limit`. */
+export const DEFAULT_MAX_PAGE_LIMIT = 1000;
+
+/** Options of {@linkcode paginate}. */
+export interface PaginateOptions {
+  /**
+   * The column(s) of the query's result to page by, as SQL names. Together unique and NOT NULL
+   * (end with the primary key).
+   */
+  key: string | readonly string[];
+  /** `"asc"` (default) or `"desc"`. */
+  direction?: "asc" | "desc";
+  /** Rows a page holds when the request has no `?limit=`. Default 50 (capped by `maxLimit`). */
+  limit?: number;
+  /** Largest `?limit=` honoured; a larger one is clamped. Default 1000. */
+  maxLimit?: number;
+  /**
+   * Signs `after` tokens with HMAC-SHA-256 so clients cannot forge positions; without it tokens
+   * are only encoded (a forged one can still only move the start within the same query).
+   */
+  secret?: string;
+  /** `statement_timeout` for the page's statement. */
+  statementTimeoutMs?: number;
+}
+
+function checkLimit(name: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    throw new TypeError(`Cannot use ${name} as a page size: current value is ${String(value)}`);
+  }
+  if (value < 1) {
+    throw new RangeError(
+      `Cannot use ${name} as a page size: it must be at least 1, current value is ${value}`,
+    );
+  }
+  return value;
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * Serves one page of a query as JSON, `{ "rows": [...], "next": token | null }`, paging by a
+ * unique key (keyset pagination: each page is one `… where (key) > (after) order by key limit n`
+ * statement, fast at any depth, stable under concurrent writes). Rows are PostgreSQL's own
+ * `row_to_json` of each row. When there is a next page, `next` holds an opaque base64url token
+ * of the last row's key (HMAC-signed with `secret`) and a `Link: <…?after=token>; rel="next"`
+ * header points to it.
+ *
+ * The request may set `?limit=` (clamped to `maxLimit`) and `?after=`. A malformed, tampered or
+ * foreign token, or a bad limit, is a 400 `application/problem+json`; database errors map to
+ * problems like `streamQuery`'s.
+ *
+ * @param c The Hono context of the request.
+ * @param sql A postgres.js instance (works behind PgBouncer in transaction mode with
+ *   `prepare: false`).
+ * @param query The query, without `ORDER BY` (the page orders by the key).
+ * @param options The key, direction, page sizes and token secret.
+ * @returns The page response.
+ * @throws {TypeError | RangeError} On bad options (rejects the returned promise).
+ *
+ * @example Page through orders, newest first
+ * ```ts ignore
+ * import { Hono } from "hono";
+ * import postgres from "postgres";
+ * import { paginate } from "@sluice/sluice/hono";
+ *
+ * const sql = postgres(process.env.DATABASE_URL, { prepare: false });
+ * const app = new Hono();
+ * app.get("/orders", (c) =>
+ *   paginate(c, sql, sql`select id, total from orders where shop = ${c.req.query("shop")}`, {
+ *     key: "id",
+ *     direction: "desc",
+ *     secret: process.env.PAGE_SECRET,
+ *   }));
+ * ```
+ */
+export async function paginate(
+  c: StreamContext,
+  sql: Sql,
+  query: Query,
+  options: PaginateOptions,
+): Promise<Response> {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(`Cannot use options as paginate options: current value is ${options}`);
+  }
+  const keyset = resolveKeysetOptions({
+    strategy: "keyset",
+    key: options.key,
+    direction: options.direction ?? "asc",
+  })!;
+  const maxLimit = checkLimit("maxLimit", options.maxLimit ?? DEFAULT_MAX_PAGE_LIMIT);
+  const fallback = Math.min(checkLimit("limit", options.limit ?? DEFAULT_PAGE_LIMIT), maxLimit);
+  const tokenOptions = { key: keyset.key, direction: keyset.direction, secret: options.secret };
+
+  const limitParam = c.req.query("limit");
+  let limit = fallback;
+  if (limitParam !== undefined) {
+    if (!/^[0-9]{1,9}$/.test(limitParam) || Number(limitParam) < 1) {
+      return problemResponse(c, {
+        status: 400,
+        title: "Bad Request",
+        detail: "The limit parameter must be a positive integer.",
+        code: "BAD_INPUT",
+      });
+    }
+    limit = Math.min(Number(limitParam), maxLimit);
+  }
+  const token = c.req.query("after");
+  let after: string[] | undefined;
+  if (token !== undefined) {
+    try {
+      after = await decodeAfterToken(token, tokenOptions);
+    } catch (error) {
+      if (!(error instanceof SluiceError)) throw error;
+      return problemResponse(c, {
+        status: 400,
+        title: "Bad Request",
+        detail: "The after parameter is not a valid page token.",
+        code: error.code,
+      });
+    }
+  }
+
+  let texts: string[];
+  let nextKey: readonly string[] | undefined;
+  try {
+    const source = await openPostgresKeyset(sql, query, {
+      ...keyset,
+      after,
+      output: "json",
+      statementTimeoutMs: options.statementTimeoutMs,
+    });
+    try {
+      // One row more than shown tells whether a next page exists.
+      const batch = await source.fetch(limit + 1);
+      const rows = batch.rows.length > limit ? batch.rows.slice(0, limit) : batch.rows;
+      texts = rows.map((row) => decoder.decode(row[0]!));
+      if (batch.rows.length > limit) nextKey = source.tailKeys()[0];
+    } finally {
+      await source.close();
+    }
+  } catch (error) {
+    return problemResponse(c, problemFromError(error));
+  }
+
+  const headers: Record<string, string> = {
+    "Content-Type": "application/json; charset=utf-8",
+    "Cache-Control": "no-store",
+  };
+  let next: string | null = null;
+  if (nextKey !== undefined) {
+    next = await encodeAfterToken(nextKey, tokenOptions);
+    const url = new URL(c.req.raw.url);
+    url.searchParams.set("after", next);
+    headers["Link"] = `<${url.href}>; rel="next"`;
+  }
+  return c.body(`{"rows":[${texts.join(",")}],"next":${JSON.stringify(next)}}`, 200, headers);
+}
