@@ -1,11 +1,9 @@
-import { createSourceStream } from "./_source_stream.ts";
 import { ChunkWriter } from "./formats/_chunk_writer.ts";
 import { JsonArrayEncoder } from "./formats/json_array.ts";
 import { withFormatDefaults } from "./formats/format_options.ts";
 import type { StreamOptions } from "./options.ts";
-import { openSource } from "./sources/open_source.ts";
+import { streamEncoded } from "./formats/_encode_stream.ts";
 import type { Database, DatabaseQuery } from "./sources/open_source.ts";
-import type { RawRow } from "./sources/postgres_cursor.ts";
 
 /**
  * Streams a query's rows as one JSON array: `[row,\nrow,\n…]\n` (`[]\n` for no rows), each row
@@ -42,18 +40,5 @@ export function streamJsonArray(
   options?: StreamOptions,
 ): ReadableStream<Uint8Array> {
   const opts = withFormatDefaults(options);
-  const writer = new ChunkWriter();
-  const encoder = new JsonArrayEncoder();
-  return createSourceStream<RawRow, Uint8Array>(
-    () => openSource(sql, query, { ...opts, output: "json" }),
-    opts,
-    (controller, rows) => {
-      encoder.writeRows(writer, rows);
-      writer.flushTo(controller);
-    },
-    (controller) => {
-      encoder.writeEnd(writer);
-      writer.flushTo(controller);
-    },
-  );
+  return streamEncoded(sql, query, opts, "json", new JsonArrayEncoder(), new ChunkWriter());
 }

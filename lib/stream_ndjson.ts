@@ -1,11 +1,9 @@
-import { createSourceStream } from "./_source_stream.ts";
 import { ChunkWriter } from "./formats/_chunk_writer.ts";
 import { writeNdjsonRows } from "./formats/ndjson.ts";
 import { withFormatDefaults } from "./formats/format_options.ts";
 import type { StreamOptions } from "./options.ts";
-import { openSource } from "./sources/open_source.ts";
+import { streamEncoded } from "./formats/_encode_stream.ts";
 import type { Database, DatabaseQuery } from "./sources/open_source.ts";
-import type { RawRow } from "./sources/postgres_cursor.ts";
 
 /**
  * Streams a query's rows as NDJSON (newline-delimited JSON): one line per row, in order, each line
@@ -44,12 +42,5 @@ export function streamNdjson(
 ): ReadableStream<Uint8Array> {
   const opts = withFormatDefaults(options);
   const writer = new ChunkWriter(undefined, { oneLine: true });
-  return createSourceStream<RawRow, Uint8Array>(
-    () => openSource(sql, query, { ...opts, output: "json" }),
-    opts,
-    (controller, rows) => {
-      writeNdjsonRows(writer, rows);
-      writer.flushTo(controller);
-    },
-  );
+  return streamEncoded(sql, query, opts, "json", { writeRows: writeNdjsonRows }, writer);
 }

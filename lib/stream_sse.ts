@@ -1,11 +1,9 @@
-import { createSourceStream } from "./_source_stream.ts";
 import { ChunkWriter } from "./formats/_chunk_writer.ts";
 import { SseEncoder } from "./formats/sse.ts";
 import { withFormatDefaults } from "./formats/format_options.ts";
 import type { StreamOptions } from "./options.ts";
-import { openSource } from "./sources/open_source.ts";
+import { streamEncoded } from "./formats/_encode_stream.ts";
 import type { Database, DatabaseQuery } from "./sources/open_source.ts";
-import type { RawRow } from "./sources/postgres_cursor.ts";
 
 /**
  * Streams a query's rows as Server-Sent Events (`text/event-stream`): one `rows` event per fetched
@@ -54,18 +52,12 @@ export function streamSse(
   options?: StreamOptions,
 ): ReadableStream<Uint8Array> {
   const opts = withFormatDefaults(options);
-  const writer = new ChunkWriter(undefined, { oneLine: true });
-  const encoder = new SseEncoder();
-  return createSourceStream<RawRow, Uint8Array>(
-    () => openSource(sql, query, { ...opts, output: "json" }),
+  return streamEncoded(
+    sql,
+    query,
     opts,
-    (controller, rows) => {
-      encoder.writeRows(writer, rows);
-      writer.flushTo(controller);
-    },
-    (controller) => {
-      encoder.writeEnd(writer);
-      writer.flushTo(controller);
-    },
+    "json",
+    new SseEncoder(),
+    new ChunkWriter(undefined, { oneLine: true }),
   );
 }

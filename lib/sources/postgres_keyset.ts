@@ -1,6 +1,6 @@
 import type postgres from "postgres";
 import { SluiceError } from "../errors.ts";
-import type { RetryInfo } from "../options.ts";
+import type { RetryInfo, StreamOptions } from "../options.ts";
 import type { SourceBatch } from "./batch_source.ts";
 import { isConnectionError, toFragment } from "./postgres_cursor.ts";
 import type {
@@ -25,22 +25,10 @@ export const DEFAULT_KEYSET_RETRY_DELAY_MS = 100;
 const MAX_RETRY_DELAY_MS = 5000;
 
 /** The keyset part of the stream options, as given by the caller. */
-export interface KeysetOptionsInput {
-  /** `"cursor"` or `"keyset"`. */
-  strategy?: "cursor" | "keyset";
-  /** Key column(s). */
-  key?: string | readonly string[];
-  /** `"asc"` or `"desc"`. */
-  direction?: "asc" | "desc";
-  /** Key values to start after. */
-  after?: readonly unknown[];
-  /** Retries of a page after a connection failure. */
-  retries?: number;
-  /** First backoff, ms. */
-  retryDelayMs?: number;
-  /** Called before each retry. */
-  onRetry?: (info: RetryInfo) => void;
-}
+export type KeysetOptionsInput = Pick<
+  StreamOptions,
+  "strategy" | "key" | "direction" | "after" | "retries" | "retryDelayMs" | "onRetry"
+>;
 
 /** Keyset options with defaults applied and checked. */
 export interface ResolvedKeysetOptions {
