@@ -31,8 +31,8 @@ export function createSourceStream<T, O>(
   let timer: ReturnType<typeof setTimeout> | undefined;
   let lastDesired: number | null = null;
   let lastActivity = 0;
-  // Checked a few times per period so a stall is caught within idleTimeoutMs + a quarter of it.
-  const idleTick = Math.max(10, Math.floor(idleTimeoutMs / 4));
+  // Checked eight times per period, so a stall is caught within 1.125 × idleTimeoutMs.
+  const idleTick = Math.max(10, Math.floor(idleTimeoutMs / 8));
   let ctrl: ReadableStreamDefaultController<O>;
 
   const shutdown = (error?: unknown): Promise<void> => {

@@ -1,5 +1,6 @@
 import { SluiceError } from "./errors.ts";
 import { DEFAULT_TARGET_BATCH_BYTES } from "./options.ts";
+import { endReserved } from "./sources/_end_reserved.ts";
 import { isConnectionError } from "./sources/postgres_cursor.ts";
 import type { Sql } from "./sources/postgres_cursor.ts";
 import { ByteSink } from "./ingest/_byte_sink.ts";
@@ -377,17 +378,9 @@ export async function ingest(
     const error = signal?.aborted ? signal.reason : caught;
     reader.cancel(error).catch(() => {});
     await load?.copy?.abort(error);
-    let alive = !isConnectionError(caught);
-    if (conn !== undefined && alive && began) {
-      try {
-        await conn.unsafe("rollback");
-      } catch (e) {
-        alive = !isConnectionError(e);
-      }
+    if (conn !== undefined) {
+      await endReserved(conn, began ? "rollback" : "none", isConnectionError(caught));
     }
-    // postgres.js 3.4.9: a reserved connection whose socket died must not be released (see
-    // postgres_cursor.ts); it is already back in the pool's closed queue.
-    if (conn !== undefined && alive) conn.release();
     conn = undefined;
     throw error;
   } finally {

@@ -1,6 +1,4 @@
 import type { StreamContext } from "./_context.ts";
-import { SluiceError } from "../errors.ts";
-import { DEFAULT_IDLE_TIMEOUT_MS } from "../options.ts";
 import type { StreamOptions } from "../options.ts";
 import type { Database, DatabaseQuery } from "../sources/open_source.ts";
 import { FORMAT_STREAMS } from "./_formats.ts";
@@ -209,70 +207,30 @@ export async function streamQuery(
     return problemResponse(c, problemFromError(error));
   }
 
-  // The format stream's own idle check cannot see the server reading its queued 64 KiB chunks, so
-  // a client that stops halfway through a batch would hold the cursor for up to twice
-  // idleTimeoutMs. This body is pulled once per chunk, so it measures the gap exactly.
-  const idleMs = streamOptions.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-  let lastPull = performance.now();
-  let reading = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let ctrl: ReadableStreamDefaultController<Uint8Array>;
-  let idled: SluiceError | undefined;
-  const stop = (): void => {
-    if (timer !== undefined) clearTimeout(timer), timer = undefined;
-  };
-  const checkIdle = (): void => {
-    timer = undefined;
-    const idle = performance.now() - lastPull;
-    if (reading) return;
-    if (idle < idleMs) {
-      timer = setTimeout(checkIdle, idleMs - idle);
-      return;
-    }
-    const error = new SluiceError(
-      "IDLE_TIMEOUT",
-      `Cannot keep the response open as the client stopped reading: idle for more than ${idleMs} ms`,
-    );
-    idled = error;
-    void source.cancel(error).finally(() => ctrl.error(error));
-  };
-
+  // The response body replays the chunks read above, then reads on. It is pulled once per chunk
+  // (high-water mark 0), so the format stream's own idle timeout sees the client's pace. When that
+  // stream fails (idle timeout, a lost connection) the body is errored at once, not at the next
+  // pull, so the server aborts the response even while a stalled client keeps its socket full.
+  let ctrl: ReadableStreamDefaultController<Uint8Array> | undefined;
+  source.closed.catch((error) => ctrl?.error(error));
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
       ctrl = controller;
     },
     async pull(controller) {
-      if (idled) throw idled;
-      lastPull = performance.now();
       const chunk = head.shift();
-      let done = chunk === undefined && ended;
       if (chunk !== undefined) {
         controller.enqueue(chunk);
-        done = head.length === 0 && ended;
-      } else if (!done) {
-        reading = true;
-        try {
-          // A rejection errors this stream, which makes the server abort the response.
-          const result = await source.read();
-          done = result.done;
-          if (!result.done) controller.enqueue(result.value);
-        } catch (error) {
-          stop();
-          throw error;
-        } finally {
-          reading = false;
-          lastPull = performance.now();
-        }
+        if (head.length === 0 && ended) controller.close();
+        return;
       }
-      if (done) {
-        stop();
-        controller.close();
-      } else if (idleMs > 0 && timer === undefined) {
-        timer = setTimeout(checkIdle, idleMs);
-      }
+      if (ended) return controller.close();
+      // A rejection errors this stream, which makes the server abort the response.
+      const result = await source.read();
+      if (result.done) controller.close();
+      else controller.enqueue(result.value);
     },
     cancel(reason) {
-      stop();
       return source.cancel(reason);
     },
   }, { highWaterMark: 0 });

@@ -4,7 +4,7 @@ import { openPostgresSource } from "./open_postgres_source.ts";
 import type { PostgresSourceOptions } from "./open_postgres_source.ts";
 import { isPGlite, openPGliteCursor } from "./pglite.ts";
 import type { ParameterizedQuery, PGliteDatabase } from "./pglite.ts";
-import { createRowDecoder, decodeRawRows } from "./postgres_cursor.ts";
+import { createRowDecoder } from "./postgres_cursor.ts";
 import type { Column, PostgresSource, Query, RawRow, Row, Sql } from "./postgres_cursor.ts";
 
 /**
@@ -106,25 +106,6 @@ export function createSourceRowDecoder<T = Row>(
 ): (raw: RawRow, columns: readonly Column[]) => T {
   // Only postgres.js has transforms; the others' parsers already sit on their columns.
   return createRowDecoder<T>(isPGlite(db) || isBunSql(db) ? NO_TRANSFORMS : db);
-}
-
-/**
- * Decodes raw rows into the objects `db`'s driver returns for the same query: postgres.js's parsers
- * and transforms, PGlite's parsers, or (Bun) parsers that mirror Bun's for the built-in types.
- *
- * @param db The instance the rows came from.
- * @param columns The columns of the rows (each carrying its driver's parser).
- * @param rows Raw rows.
- * @returns Row objects.
- */
-export function decodeSourceRows<T>(
-  db: Database,
-  columns: readonly Column[],
-  rows: readonly RawRow[],
-): T[] {
-  // Only postgres.js has transforms; the others' parsers already sit on their columns.
-  const withTransforms = isPGlite(db) || isBunSql(db) ? NO_TRANSFORMS : db;
-  return decodeRawRows<T>(withTransforms, columns, rows);
 }
 
 const NO_TRANSFORMS = { options: {} } as unknown as Sql;

@@ -1,5 +1,6 @@
 import type postgres from "postgres";
 import { SluiceError } from "../errors.ts";
+import { endReserved } from "./_end_reserved.ts";
 import type { BatchSource, SourceBatch } from "./batch_source.ts";
 
 /**
@@ -251,22 +252,11 @@ export async function openPostgresCursor<T = RawRow>(
     // DECLARE) gets the 57014. postgres.js resolves cancel() once the server closed the cancel
     // connection, i.e. after it signalled the backend, which ignores a cancel while idle.
     if (cancelling) await cancelling;
-    // postgres.js 3.4.9: release() on a reserved connection whose socket already closed puts the
-    // dead connection back in the open queue, and the next query on the pool hangs forever. A
-    // closed connection is already back in the pool's "closed" queue (and reconnects on demand),
-    // so it must not be released.
-    let alive = !isConnectionError(error) && lost === undefined;
-    if (alive && began) {
-      try {
-        await reserved.unsafe(error === undefined ? "commit" : "rollback");
-      } catch (e) {
-        alive = !isConnectionError(e);
-        // A stray cancel (57014) that hit the ROLLBACK left the transaction open: end it before
-        // the connection goes back to the pool.
-        if (alive) await reserved.unsafe("rollback").catch((e2) => alive = !isConnectionError(e2));
-      }
-    }
-    if (alive) reserved.release();
+    await endReserved(
+      reserved,
+      !began ? "none" : error === undefined ? "commit" : "rollback",
+      lost !== undefined || isConnectionError(error),
+    );
   }
 
   return {
@@ -373,10 +363,16 @@ export function createRowDecoder<T = Row>(
   const rowFrom = transform?.row?.from;
   const decoder = new TextDecoder();
   // postgres.js hands out Node-style Buffers; their utf8Slice is what the driver itself decodes
-  // with and is several times faster than TextDecoder on short values. Feature-checked per value.
+  // with and is several times faster than TextDecoder on short values. One source hands out one
+  // kind of array, so the feature is checked on the first value only.
+  let utf8Slice: ((this: Uint8Array, start: number, end: number) => string) | null | undefined;
   const text = (b: Uint8Array, from: number): string => {
-    const slice = (b as { utf8Slice?: (start: number, end: number) => string }).utf8Slice;
-    return slice ? slice.call(b, from, b.length) : decoder.decode(from ? b.subarray(from) : b);
+    if (utf8Slice === undefined) {
+      utf8Slice = (b as { utf8Slice?: typeof utf8Slice }).utf8Slice ?? null;
+    }
+    return utf8Slice
+      ? utf8Slice.call(b, from, b.length)
+      : decoder.decode(from ? b.subarray(from) : b);
   };
   return (raw, columns) => {
     const row: Record<string, unknown> = {};
