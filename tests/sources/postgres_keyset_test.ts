@@ -22,10 +22,15 @@ async function createTable(admin: Sql, name: string, n: number): Promise<void> {
  * select list stops PostgreSQL from flattening the page's subquery: every page would then
  * evaluate it for all remaining rows (see the README). The caller drops it.
  */
-async function createSlowAt(admin: Sql, table: string, at: number): Promise<string> {
+async function createSlowAt(
+  admin: Sql,
+  table: string,
+  at: number,
+  seconds = 1,
+): Promise<string> {
   const name = `${table}_slow`;
   await admin.unsafe(`create function ${name}(i int) returns text language plpgsql immutable as $$
-    begin if i = ${at} then perform pg_sleep(1); end if; return null; end $$`);
+    begin if i = ${at} then perform pg_sleep(${seconds}); end if; return null; end $$`);
   return name;
 }
 
@@ -302,10 +307,13 @@ test(
     try {
       await createTable(admin, table, 20_000);
       const retries: RetryInfo[] = [];
+      // A 3 s row: through PgBouncer a kill that lands just after the page finished is absorbed by
+      // the pooler (the client sees no error, so no retry); a long sleep keeps the kill mid-page.
       const q = `select id, v, ${await createSlowAt(
         admin,
         table,
         12000,
+        3,
       )}(id) as slow from ${table}`;
       const reader = streamRows<{ id: number }>(sql, q, {
         key: "id",
