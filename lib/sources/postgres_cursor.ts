@@ -296,12 +296,24 @@ export async function openPostgresCursor<T = RawRow>(
       // over a microtask later) marks it cancelled, and the reserved connection then refuses it and
       // wedges: every later query on it, our ROLLBACK included, waits forever. Only a query the
       // server is running (`active`) is cancelled; any other finishes on its own before close().
-      const q = current as unknown as { active?: boolean; cancel(): unknown } | undefined;
+      const q = current as unknown as
+        | { active?: boolean; canceller?: ((q: unknown) => unknown) | null; cancel(): unknown }
+        | undefined;
       // One cancel per cursor: a second one (a disconnect cancels the body and aborts the request's
       // signal) can land on the ROLLBACK after the first was awaited, leaving the transaction
       // aborted on a connection returned to the pool.
       if (q?.active === true && cancelling === undefined) {
-        cancelling = Promise.resolve(q.cancel()).catch(() => {});
+        // postgres.js 3.4.9: Query#cancel() returns null, not the pool's cancel promise, which
+        // settles once the server has signalled the backend; end() must wait for that, or the
+        // signal can land on the next statement of the connection's next user. So the canceller
+        // is called directly (and cleared, as cancel() itself does).
+        const canceller = q.canceller;
+        if (typeof canceller === "function") {
+          q.canceller = null;
+          cancelling = Promise.resolve(canceller(q)).catch(() => {});
+        } else {
+          cancelling = Promise.resolve(q.cancel()).catch(() => {});
+        }
       }
     },
     query(query: SqlQuery): Promise<RawBatchRows> {
