@@ -112,16 +112,17 @@ export function createSourceStream<T, O>(
         const batch = await source.fetch(wanted);
         const late = failed();
         if (late) throw late.error;
-        const done = batch.rows.length < wanted;
-        const next = done ? 0 : tuner.record(batch.rows.length, batch.bytes);
+        const count = batch.count ?? batch.rows.length;
+        const done = count < wanted;
+        const next = done ? 0 : tuner.record(count, batch.bytes);
         onBatch?.({
           index: index++,
-          rows: batch.rows.length,
+          rows: count,
           bytes: batch.bytes,
           fetchMs: performance.now() - started,
           nextRows: next,
         });
-        if (batch.rows.length > 0) emit(controller, batch.rows);
+        if (count > 0) emit(controller, batch.rows);
         if (done) {
           await shutdown();
           finish?.(controller);

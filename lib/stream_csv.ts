@@ -17,21 +17,23 @@ export interface CsvOptions extends StreamOptions {
  * Streams a query's rows as CSV, byte for byte what `COPY (query) TO STDOUT (FORMAT csv, HEADER)`
  * prints under the same session settings — and, unlike `COPY`, the query may have parameters.
  *
- * Values are the server's own text output (the same output functions `COPY` calls, under the
- * connection's `DateStyle`, `TimeZone`, `IntervalStyle`, `extra_float_digits` …), written without
- * being decoded. As in `COPY`: fields are separated by `,` and lines end with `\n`; `NULL` is an
- * empty field; a value that is empty, holds `,`, `"`, CR or LF (or is `\.` in a one-column result)
- * is double-quoted with its quotes doubled. The header holds the column names as postgres.js
- * reports them (after its `transform.column.from`, if one is set), quoted by the same rule.
- * Output is coalesced into chunks of up to 64 KiB. Fetching, batch sizing, timeouts and cleanup
- * are those of `streamBatches`.
+ * A query without parameters is read through `COPY (query) TO STDOUT (FORMAT csv)` itself, so the
+ * rows are PostgreSQL's own CSV at `COPY`'s speed. A query with parameters (which `COPY` cannot
+ * take), or `copy: false`, runs as a cursor, and the values — the server's own text output, from
+ * the output functions `COPY` calls, under the connection's `DateStyle`, `TimeZone`,
+ * `IntervalStyle`, `extra_float_digits` … — are written without being decoded, by `COPY`'s
+ * rules: fields are separated by `,` and lines end with `\n`; `NULL` is an empty field; a value
+ * that is empty, holds `,`, `"`, CR or LF (or is `\.` in a one-column result) is double-quoted
+ * with its quotes doubled. The header holds the column names as postgres.js reports them (after
+ * its `transform.column.from`, if one is set), quoted by the same rule. Output is coalesced into
+ * chunks of up to 64 KiB. Batch sizing, timeouts and cleanup are those of `streamBatches`.
  *
  * @param sql A postgres.js, PGlite or Bun `SQL` instance; one connection is reserved while the
  *   stream is open (with PGlite, its only connection: other queries on it wait).
  * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
  * @param options `header` (default `true`), batch sizing (`targetBatchBytes` defaults to 256 KiB
- * and `firstBatchRows`/`minBatchRows`
- * to 10 here), abort signal, idle and statement timeouts, `onBatch`.
+ *   and `firstBatchRows`/`minBatchRows` to 10 here), abort signal, idle and statement timeouts,
+ *   `onBatch`, `copy`.
  * @returns A byte stream of CSV in the connection's client encoding (UTF-8 with postgres.js);
  * cancelling it closes the cursor and frees the connection.
  * @throws {TypeError | RangeError} On bad options or a query that is neither a fragment nor a string.
@@ -67,7 +69,19 @@ export function streamCsv(
     return csv;
   };
   return createSourceStream<RawRow, Uint8Array>(
-    async () => source = await openSource(sql, query, { ...opts, output: "values" }),
+    async () =>
+      source = await openSource(sql, query, {
+        ...opts,
+        output: "values",
+        copyAs: opts.copy === false ? undefined : {
+          format: "csv",
+          // Through COPY each row is its CSV line, written as it arrives.
+          sink: () => (bytes, from, to) => {
+            encoder ??= start();
+            writer.write(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to));
+          },
+        },
+      }),
     opts,
     (controller, rows) => {
       encoder ??= start();

@@ -1,5 +1,5 @@
 import { ChunkWriter } from "./formats/_chunk_writer.ts";
-import { writeNdjsonRows } from "./formats/ndjson.ts";
+import { ndjsonEncoder } from "./formats/ndjson.ts";
 import { withFormatDefaults } from "./formats/format_options.ts";
 import type { StreamOptions } from "./options.ts";
 import { streamEncoded } from "./formats/_encode_stream.ts";
@@ -9,19 +9,22 @@ import type { Database, DatabaseQuery } from "./sources/open_source.ts";
  * Streams a query's rows as NDJSON (newline-delimited JSON): one line per row, in order, each line
  * being PostgreSQL's own `row_to_json` text of the row followed by `\n`.
  *
- * PostgreSQL renders the JSON (`select row_to_json(r.*)::text from (query) r`), so numbers,
- * timestamps, arrays, composites and `json` values come out exactly as the server writes them and
- * the bytes go to the stream without being decoded. The one change: a raw CR or LF inside a row's
- * text — only possible as whitespace kept from a `json` column — is written as a space, so a row
- * never spans two lines. Output is coalesced into chunks of up to 64 KiB. Fetching, batch sizing,
- * timeouts and cleanup are those of `streamBatches`.
+ * A query without parameters whose columns are all built-in scalars (numbers, booleans, text
+ * types, dates and timestamps under an ISO `DateStyle`, json/jsonb, uuid, bytea, interval …) is
+ * read through `COPY (query) TO STDOUT` and its text rendered as `row_to_json` would, byte for byte,
+ * without being decoded — at `COPY`'s speed. Any other query (parameters, arrays, composites,
+ * enums, ranges, a postgres.js column transform, `copy: false`) is wrapped as
+ * `select row_to_json(r.*)::text from (query) r` and PostgreSQL renders the JSON. Either way the
+ * one change is that a raw CR or LF inside a row's text — only possible as whitespace kept from a
+ * `json` column — is written as a space, so a row never spans two lines. Output is coalesced into
+ * chunks of up to 64 KiB. Batch sizing, timeouts and cleanup are those of `streamBatches`.
  *
  * @param sql A postgres.js, PGlite or Bun `SQL` instance; one connection is reserved while the
  *   stream is open (with PGlite, its only connection: other queries on it wait).
  * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
- * @param options Batch sizing (`targetBatchBytes` defaults to 256 KiB and `firstBatchRows`/`minBatchRows`
- * to 10 here), abort signal, idle
- * and statement timeouts, `onBatch`.
+ * @param options Batch sizing (`targetBatchBytes` defaults to 256 KiB and
+ *   `firstBatchRows`/`minBatchRows` to 10 here), abort signal, idle and statement timeouts,
+ *   `onBatch`, `copy`.
  * @returns A byte stream of UTF-8 NDJSON; cancelling it closes the cursor and frees the connection.
  * @throws {TypeError | RangeError} On bad options or a query that is neither a fragment nor a string.
  *
@@ -42,5 +45,5 @@ export function streamNdjson(
 ): ReadableStream<Uint8Array> {
   const opts = withFormatDefaults(options);
   const writer = new ChunkWriter(undefined, { oneLine: true });
-  return streamEncoded(sql, query, opts, "json", { writeRows: writeNdjsonRows }, writer);
+  return streamEncoded(sql, query, opts, "json", ndjsonEncoder, writer);
 }

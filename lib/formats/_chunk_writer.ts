@@ -41,6 +41,11 @@ export class ChunkWriter {
    * @param size Bytes per chunk.
    * @param options `oneLine`: only {@linkcode newline} may write a line break.
    */
+  /** Bytes per chunk. */
+  get size(): number {
+    return this.#size;
+  }
+
   constructor(size: number = CHUNK_BYTES, options: ChunkWriterOptions = {}) {
     this.#size = size;
     this.buf = new Uint8Array(size);

@@ -5,18 +5,37 @@ import type { Database, DatabaseQuery } from "../sources/open_source.ts";
 import type { RawRow, SourceOutput } from "../sources/postgres_cursor.ts";
 import type { ChunkWriter } from "./_chunk_writer.ts";
 
-/** What a byte format does with a batch, and (optionally) after the last one. */
+/** Writes a row's single value as the format's text for it (a JSON row: its JSON text). */
+export type ValueWriter = (writer: ChunkWriter, value: Uint8Array) => void;
+
+/**
+ * Writes the value as it is.
+ *
+ * @param writer Where to write.
+ * @param value The bytes.
+ */
+export function writeAsIs(writer: ChunkWriter, value: Uint8Array): void {
+  writer.write(value);
+}
+
+/** What a byte format writes for each row, after each batch and after the last one. */
 export interface RowEncoder {
-  /** Encodes a batch of raw rows into the writer. */
-  writeRows(writer: ChunkWriter, rows: readonly RawRow[]): void;
+  /**
+   * Writes one row; `writeValue` writes its value as the row's text (with `json` output: the row's
+   * JSON text, which a source reading through COPY renders from COPY text).
+   */
+  writeRow(writer: ChunkWriter, value: Uint8Array, writeValue: ValueWriter): void;
+  /** Writes what ends a batch (called after each batch's rows). */
+  endBatch?(writer: ChunkWriter): void;
   /** Writes the closing bytes once the last batch was written (never after an error). */
   writeEnd?(writer: ChunkWriter): void;
 }
 
 /**
- * The shared body of the byte-format functions: opens the source with the wanted row shape and
- * streams each batch through `encoder` into `writer`'s ≤ 64 KiB chunks, keeping the engine's
- * tuning and cleanup. `options` already carry the format defaults.
+ * The shared body of the JSON byte formats: opens the source with `json` rows — through `COPY`
+ * when the query allows it, each row then written by `encoder` as it arrives off the socket — and
+ * streams each batch into `writer`'s ≤ 64 KiB chunks, keeping the engine's tuning and cleanup.
+ * `options` already carry the format defaults.
  */
 export function streamEncoded(
   sql: Database,
@@ -27,10 +46,32 @@ export function streamEncoded(
   writer: ChunkWriter,
 ): ReadableStream<Uint8Array> {
   return createSourceStream<RawRow, Uint8Array>(
-    () => openSource(sql, query, { ...options, output }),
+    () =>
+      openSource(sql, query, {
+        ...options,
+        output,
+        copyAs: output === "json" && options.copy !== false
+          ? {
+            format: "json",
+            sink: (encoding) => {
+              if (encoding.format !== "json") throw new TypeError("a JSON COPY was asked for");
+              const writeJson = encoding.writeJson;
+              // The encoder hands the row's bytes back to writeValue; the range rides along here.
+              let from = 0;
+              let to = 0;
+              const writeValue: ValueWriter = (w, value) => writeJson(w, value, from, to);
+              return (bytes, start, end) => {
+                from = start, to = end;
+                encoder.writeRow(writer, bytes, writeValue);
+              };
+            },
+          }
+          : undefined,
+      }),
     options,
     (controller, rows) => {
-      encoder.writeRows(writer, rows);
+      for (let r = 0; r < rows.length; r++) encoder.writeRow(writer, rows[r]![0]!, writeAsIs);
+      encoder.endBatch?.(writer);
       writer.flushTo(controller);
     },
     encoder.writeEnd

@@ -1,5 +1,5 @@
-import type { RawRow } from "../sources/postgres_cursor.ts";
 import type { ChunkWriter } from "./_chunk_writer.ts";
+import type { RowEncoder, ValueWriter } from "./_encode_stream.ts";
 
 const OPEN = 0x5b; // [
 const CLOSE = 0x5d; // ]
@@ -10,21 +10,20 @@ const LF = 0x0a;
  * Writes rows as one JSON array, `[row,\nrow,\n…row]\n` (`[]\n` when there are none), each row
  * being PostgreSQL's `row_to_json` text, byte for byte.
  */
-export class JsonArrayEncoder {
+export class JsonArrayEncoder implements RowEncoder {
   #rows = 0;
 
   /**
-   * Writes rows, opening the array before the first one.
+   * Writes a row, opening the array before the first one.
    *
    * @param w Where to write.
-   * @param rows Rows of one value each: the row's JSON text.
+   * @param value The row's value.
+   * @param writeValue Writes the value as the row's JSON text.
    */
-  writeRows(w: ChunkWriter, rows: readonly RawRow[]): void {
-    for (let r = 0; r < rows.length; r++) {
-      if (this.#rows++ === 0) w.writeByte(OPEN);
-      else w.writeByte(COMMA), w.writeByte(LF);
-      w.write(rows[r]![0]!);
-    }
+  writeRow(w: ChunkWriter, value: Uint8Array, writeValue: ValueWriter): void {
+    if (this.#rows++ === 0) w.writeByte(OPEN);
+    else w.writeByte(COMMA), w.writeByte(LF);
+    writeValue(w, value);
   }
 
   /**

@@ -1,5 +1,5 @@
-import type { RawRow } from "../sources/postgres_cursor.ts";
 import type { ChunkWriter } from "./_chunk_writer.ts";
+import type { RowEncoder, ValueWriter } from "./_encode_stream.ts";
 
 const encoder = new TextEncoder();
 const ROWS_EVENT = encoder.encode("event: rows");
@@ -23,32 +23,45 @@ const COMMA = 0x2c;
  *
  * ```
  */
-export class SseEncoder {
+export class SseEncoder implements RowEncoder {
   #rows = 0;
+  #inEvent = false;
 
   /**
-   * Writes one `rows` event holding these rows.
+   * Writes a row into the current batch's `rows` event, opening the event with the batch's first
+   * row.
    *
    * @param w Where to write; must be in `oneLine` mode (row texts may hold raw line breaks).
-   * @param rows Rows of one value each: the row's JSON text (at least one row).
+   * @param value The row's value.
+   * @param writeValue Writes the value as the row's JSON text.
    */
-  writeRows(w: ChunkWriter, rows: readonly RawRow[]): void {
-    w.write(ROWS_EVENT);
-    w.newline();
-    w.write(DATA);
-    w.writeByte(OPEN);
-    for (let r = 0; r < rows.length; r++) {
-      if (r > 0) {
-        w.writeByte(COMMA);
-        w.newline();
-        w.write(DATA);
-      }
-      w.write(rows[r]![0]!);
+  writeRow(w: ChunkWriter, value: Uint8Array, writeValue: ValueWriter): void {
+    if (this.#inEvent) {
+      w.writeByte(COMMA);
+      w.newline();
+      w.write(DATA);
+    } else {
+      w.write(ROWS_EVENT);
+      w.newline();
+      w.write(DATA);
+      w.writeByte(OPEN);
+      this.#inEvent = true;
     }
+    writeValue(w, value);
+    this.#rows++;
+  }
+
+  /**
+   * Closes the batch's `rows` event, if it has rows.
+   *
+   * @param w Where to write.
+   */
+  endBatch(w: ChunkWriter): void {
+    if (!this.#inEvent) return;
     w.writeByte(CLOSE);
     w.newline();
     w.newline();
-    this.#rows += rows.length;
+    this.#inEvent = false;
   }
 
   /**

@@ -4,6 +4,11 @@ export interface SourceBatch<T> {
   rows: T[];
   /** Bytes of the rows' values as received from the server (drives the batch tuner). */
   bytes: number;
+  /**
+   * How many rows the batch had, when they were handed to a row sink as they arrived instead of
+   * being returned (`rows` is then empty). Defaults to `rows.length`.
+   */
+  count?: number;
 }
 
 /**

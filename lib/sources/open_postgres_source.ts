@@ -4,6 +4,7 @@ import { openPostgresCursor } from "./postgres_cursor.ts";
 import { openPostgresKeyset, resolveKeysetOptions } from "./postgres_keyset.ts";
 import type {
   Column,
+  CopyRequest,
   PostgresSource,
   Query,
   RawRow,
@@ -17,6 +18,11 @@ export interface PostgresSourceOptions<T = RawRow> extends StreamOptions {
   output?: SourceOutput;
   /** Maps each raw row as it arrives (see `PostgresCursorOptions.mapRow`). */
   mapRow?: (row: RawRow, columns: readonly Column[]) => T;
+  /**
+   * Read through `COPY` when the query allows it (see `PostgresCursorOptions.copy`); ignored with
+   * keyset pages and `include`.
+   */
+  copyAs?: CopyRequest;
 }
 
 /**
@@ -55,6 +61,7 @@ export async function openPostgresSource<T = RawRow>(
       statementTimeoutMs: options.statementTimeoutMs,
       output: options.output ?? "values",
       ...(options.mapRow ? { mapRow: options.mapRow } : {}),
+      ...(options.copyAs && !options.include ? { copy: options.copyAs } : {}),
     });
   return options.include
     ? withJsonIncludes(sql, source as PostgresSource, options.include) as PostgresSource<T>

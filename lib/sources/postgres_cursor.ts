@@ -2,6 +2,11 @@ import type postgres from "postgres";
 import { SluiceError } from "../errors.ts";
 import { endReserved } from "./_end_reserved.ts";
 import type { BatchSource, SourceBatch } from "./batch_source.ts";
+import type { ChunkWriter } from "../formats/_chunk_writer.ts";
+import { CopyJsonEncoder, jsonKindOf } from "../formats/copy_json.ts";
+import type { JsonKind } from "../formats/copy_json.ts";
+import { CopyReader } from "./_copy_reader.ts";
+import type { CopyReadable, RowSink } from "./_copy_reader.ts";
 
 /**
  * A query built by postgres.js: ``sql`select …` `` (parameters allowed). It is not run by itself
@@ -79,7 +84,39 @@ export interface PostgresCursorOptions<T = RawRow> {
    * PostgreSQL's `row_to_json` of the row (what NDJSON and JSON output are made of).
    */
   output?: SourceOutput;
+  /**
+   * Read through `COPY (query) TO STDOUT` instead of a cursor when the query has no parameters —
+   * what makes the byte formats as fast as `COPY` itself. With `format: "csv"` each row is the
+   * row's CSV line as `COPY … (FORMAT csv)` prints it; with `"json"`, a line of COPY text format
+   * that `writeJson` renders as the row's `row_to_json` text (only when every column is of a type
+   * sluice renders; otherwise a cursor with `output: "json"`). The rows go to the request's sink.
+   */
+  copy?: CopyRequest;
 }
+
+/**
+ * Asks a cursor source to read through `COPY` when it can (see `PostgresCursorOptions.copy`): the
+ * format wanted, and where the rows go — through `COPY`, rows are not returned by `fetch` but
+ * handed to the sink as they arrive (`fetch` reports their `count`).
+ */
+export interface CopyRequest {
+  /** `"csv"`: rows are CSV lines. `"json"`: rows are COPY text lines, rendered by `writeJson`. */
+  format: "csv" | "json";
+  /**
+   * Called once the COPY is set up, with its encoding; returns the function each row is handed
+   * to (its bytes are only valid during the call).
+   */
+  sink(encoding: CopyEncoding): RowSink;
+}
+
+/** How the rows of a source that reads through `COPY` are encoded (see `PostgresCursorOptions.copy`). */
+export type CopyEncoding =
+  | { format: "csv" }
+  | {
+    format: "json";
+    /** Writes the `row_to_json` text (no line end) of the COPY text line `line[start, end)`. */
+    writeJson(w: ChunkWriter, line: Uint8Array, start?: number, end?: number): void;
+  };
 
 /** What each raw row holds: the query's columns, or one `row_to_json` text. */
 export type SourceOutput = "values" | "json";
@@ -192,9 +229,8 @@ export async function openPostgresCursor<T = RawRow>(
   query: Query,
   options: PostgresCursorOptions<T> = {},
 ): Promise<PostgresSource<T>> {
-  const fragment = options.output === "json"
-    ? toJsonRows(sql, toFragment(sql, query))
-    : toFragment(sql, query);
+  const plain = toFragment(sql, query);
+  const fragment = options.output === "json" ? toJsonRows(sql, plain) : plain;
   const reserved = await (sql as unknown as PgSql).reserve();
   const name = CURSOR_NAME;
   let columns: readonly Column[] | undefined;
@@ -203,6 +239,8 @@ export async function openPostgresCursor<T = RawRow>(
   let closed = false;
   let began = false;
   let cancelling: Promise<unknown> | undefined;
+  let copy: CopyReader | undefined;
+  let copyQuery: PgQuery | undefined;
   // postgres.js 3.4.9: a query sent on a reserved connection whose socket closed while idle (a
   // pooler's idle_transaction_timeout, a restart, a killed backend) throws an uncaught TypeError
   // from a setImmediate ("reading 'write'"), crashing the process. Watch the connection's close
@@ -237,7 +275,32 @@ export async function openPostgresCursor<T = RawRow>(
     if (options.statementTimeoutMs !== undefined) {
       await run(reserved.unsafe(`set local statement_timeout = ${options.statementTimeoutMs}`));
     }
-    await run(reserved`declare ${reserved(name)} no scroll cursor for ${fragment}`);
+    if (options.copy !== undefined) {
+      const plan = await run(planCopy(sql, reserved, plain, options.copy.format));
+      if (plan) {
+        columns = plan.columns;
+        options.onColumns?.(columns);
+        const q = reserved.unsafe(plan.statement) as PgQuery & { resolve(value: unknown): void };
+        copyQuery = q;
+        // postgres.js 3.4.9 resolves the query with the COPY stream, and an error read in the same
+        // socket chunk (a row failing early) is emitted on it before an awaiting caller could
+        // listen: an 'error' without listener is thrown, crashing the process. So the reader is
+        // attached inside the resolution itself.
+        const mode = plan.encoding.format === "csv" ? "chunks" : "lines";
+        const sink = options.copy.sink(plan.encoding);
+        const resolve = q.resolve;
+        q.resolve = (value) => {
+          if (copy === undefined && typeof (value as CopyReadable | null)?.on === "function") {
+            copy = new CopyReader(value as CopyReadable, mode, sink);
+          }
+          resolve(value);
+        };
+        await run(q.readable());
+      }
+    }
+    if (!copy) {
+      await run(reserved`declare ${reserved(name)} no scroll cursor for ${fragment}`);
+    }
   } catch (error) {
     await end(error);
     throw error;
@@ -247,6 +310,13 @@ export async function openPostgresCursor<T = RawRow>(
     if (closed) return;
     closed = true;
     if (inflight) await inflight;
+    if (copy && !copy.ended) {
+      // Stopped early: cancel the COPY, then read on until the server ends it (it only sees the
+      // cancel once it can write again).
+      if (!lost) interruptCopy();
+      await copy.drain();
+    }
+    if (copy && isConnectionError(copy.error)) error ??= copy.error;
     // A cancel request travels on its own connection and can reach the backend after the query it
     // targeted finished; released too early, the connection's next user (another stream's BEGIN or
     // DECLARE) gets the 57014. postgres.js resolves cancel() once the server closed the cancel
@@ -257,6 +327,36 @@ export async function openPostgresCursor<T = RawRow>(
       !began ? "none" : error === undefined ? "commit" : "rollback",
       lost !== undefined || isConnectionError(error),
     );
+  }
+
+  // postgres.js 3.4.9 settles a COPY query (active = false) once the COPY stream starts, after
+  // which Query#cancel() no longer sends a cancel request but marks the query cancelled. The pool's
+  // canceller is called directly, the query flagged active for that synchronous call.
+  function interruptCopy(): void {
+    const q = copyQuery as unknown as {
+      active?: boolean;
+      canceller?: ((q: unknown) => unknown) | null;
+    } | undefined;
+    const canceller = q?.canceller;
+    if (!q || copy?.ended || cancelling !== undefined || typeof canceller !== "function") return;
+    q.canceller = null;
+    q.active = true;
+    try {
+      cancelling = Promise.resolve(canceller(q)).catch(() => {});
+    } finally {
+      q.active = false;
+    }
+  }
+
+  if (copy) {
+    const reader = copy;
+    return {
+      columns: () => columns,
+      // A dead connection fails the COPY stream itself (postgres.js destroys it with the error).
+      fetch: (rows: number) => reader.read(rows) as unknown as Promise<SourceBatch<T>>,
+      close: end,
+      interrupt: interruptCopy,
+    };
   }
 
   return {
@@ -319,6 +419,59 @@ export async function openPostgresCursor<T = RawRow>(
     query(query: SqlQuery): Promise<RawBatchRows> {
       if (lost) return Promise.reject(lost);
       return run(reserved`${query as PgQuery}`.raw()) as unknown as Promise<RawBatchRows>;
+    },
+  };
+}
+
+/** What {@linkcode planCopy} decided: the COPY statement, the columns and the rows' encoding. */
+interface CopyPlan {
+  statement: string;
+  columns: readonly Column[];
+  encoding: CopyEncoding;
+}
+
+/**
+ * Decides whether a query can be read through `COPY (query) TO STDOUT`: it must have no
+ * parameters (COPY takes none) and, for JSON, only columns whose `row_to_json` text sluice renders
+ * from the COPY text (no column-name transform, `DateStyle` ISO when there are dates). Describes
+ * the query on the reserved connection (one round trip, no execution).
+ */
+async function planCopy(
+  sql: Sql,
+  reserved: PgSql,
+  query: SqlQuery,
+  format: "csv" | "json",
+): Promise<CopyPlan | undefined> {
+  const described = await reserved`${query as PgQuery}`.describe() as unknown as {
+    string: string;
+    types: readonly number[];
+    columns: readonly Column[] | null;
+  };
+  if (described.types.length > 0 || !described.columns) return undefined;
+  const columns = described.columns;
+  const statement = `copy (\n${described.string}\n) to stdout (format ${
+    format === "csv" ? "csv" : "text"
+  })`;
+  if (format === "csv") return { statement, columns, encoding: { format: "csv" } };
+  const transform = (sql.options as { transform?: { column?: { from?: unknown } } }).transform;
+  if (transform?.column?.from) return undefined;
+  const kinds: JsonKind[] = [];
+  for (const column of columns) {
+    const kind = jsonKindOf(column.type);
+    if (kind === undefined) return undefined;
+    kinds.push(kind);
+  }
+  if (kinds.some((k) => k === "date" || k === "timestamp" || k === "timestamptz")) {
+    const [row] = await reserved.unsafe("select current_setting('DateStyle') as style");
+    if (!String(row?.style).startsWith("ISO")) return undefined;
+  }
+  const encoder = new CopyJsonEncoder(columns.map((c, i) => ({ name: c.name, kind: kinds[i]! })));
+  return {
+    statement,
+    columns,
+    encoding: {
+      format: "json",
+      writeJson: (w, line, start, end) => encoder.writeLine(w, line, start, end),
     },
   };
 }

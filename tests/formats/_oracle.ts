@@ -164,7 +164,7 @@ const bytea = fc.uint8Array({ maxLength: 24 }).map((b) =>
 );
 
 /** A column of the oracle table: its SQL type and a generator of text-format input. */
-interface TypeColumn {
+export interface TypeColumn {
   name: string;
   type: string;
   value: fc.Arbitrary<string>;
@@ -232,7 +232,11 @@ export interface TypesTable {
 }
 
 /** Creates the table (a real one: the stream and COPY run on different connections). */
-export async function createTypesTable(admin: Sql, maxRows = 12): Promise<TypesTable> {
+export async function createTypesTable(
+  admin: Sql,
+  maxRows = 12,
+  keep: (column: TypeColumn) => boolean = () => true,
+): Promise<TypesTable> {
   const name = uniqueName("fmt");
   const enumType = `${name}_enum`;
   const compositeType = `${name}_comp`;
@@ -242,7 +246,7 @@ export async function createTypesTable(admin: Sql, maxRows = 12): Promise<TypesT
     })`,
   );
   await admin.unsafe(`create type ${compositeType} as (x int, y text)`);
-  const columns = typeColumns(enumType, compositeType);
+  const columns = typeColumns(enumType, compositeType).filter(keep);
   await admin.unsafe(
     `create table ${name} (n int primary key, ${
       columns.map((c) => `${c.name} ${c.type}`).join(", ")

@@ -60,6 +60,18 @@ export function createTestApp(options: TestAppOptions): { app: Hono; sql: Sql } 
     });
   };
   app.get("/rows", rowsRoute);
+  // The same rows from a query without parameters (read through COPY by default).
+  app.get("/export", (c) => {
+    statements++;
+    const n = Math.trunc(num(c.req.query("n"), 10));
+    const pad = Math.trunc(num(c.req.query("pad"), 0));
+    return streamQuery(
+      c,
+      sql,
+      `select g as id, repeat('x', ${pad}) as pad from generate_series(1, ${n}) g`,
+      base,
+    );
+  });
   app.get("/limited/rows", rowsRoute);
   app.get("/bad-sql", (c) => streamQuery(c, sql, "select nope from sluice_no_such_table", base));
   app.get(

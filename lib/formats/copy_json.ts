@@ -1,0 +1,355 @@
+import type { ChunkWriter } from "./_chunk_writer.ts";
+
+/**
+ * How PostgreSQL's `row_to_json` renders a column's value from its text output, for the built-in
+ * types whose rendering can be reproduced from that text alone (json.c's `json_categorize_type`).
+ */
+export type JsonKind =
+  /** int2/int4/int8/float4/float8/numeric: the text as a JSON number; NaN and ±Infinity quoted. */
+  | "number"
+  /** bool: `t`/`f` as `true`/`false`. */
+  | "bool"
+  /** json/jsonb: the text as is. */
+  | "json"
+  /** date (ISO DateStyle): the text as a JSON string. */
+  | "date"
+  /** timestamp (ISO DateStyle): `YYYY-MM-DD HH:MM:SS` as `"YYYY-MM-DDTHH:MM:SS"`. */
+  | "timestamp"
+  /** timestamptz (ISO DateStyle): as timestamp, with the offset always as `±HH:MM`. */
+  | "timestamptz"
+  /** Any other scalar type: the output text as a JSON string. */
+  | "string";
+
+// Built-in scalar types with their row_to_json rendering. Arrays, composites, domains, enums and
+// extension types (which may have a cast to json) are not listed: a query returning one of those
+// is rendered by the server instead.
+const KINDS = new Map<number, JsonKind>([
+  [16, "bool"],
+  [20, "number"], // int8
+  [21, "number"], // int2
+  [23, "number"], // int4
+  [700, "number"], // float4
+  [701, "number"], // float8
+  [1700, "number"], // numeric
+  [114, "json"],
+  [3802, "json"], // jsonb
+  [1082, "date"],
+  [1114, "timestamp"],
+  [1184, "timestamptz"],
+  [17, "string"], // bytea
+  [18, "string"], // "char"
+  [19, "string"], // name
+  [25, "string"], // text
+  [26, "string"], // oid
+  [142, "string"], // xml
+  [650, "string"], // cidr
+  [774, "string"], // macaddr8
+  [790, "string"], // money
+  [829, "string"], // macaddr
+  [869, "string"], // inet
+  [1042, "string"], // bpchar
+  [1043, "string"], // varchar
+  [1083, "string"], // time
+  [1186, "string"], // interval
+  [1266, "string"], // timetz
+  [1560, "string"], // bit
+  [1562, "string"], // varbit
+  [2950, "string"], // uuid
+]);
+
+/**
+ * The {@linkcode JsonKind} of a built-in type, or `undefined` when sluice leaves the type's JSON to
+ * the server.
+ *
+ * @param oid The type's oid.
+ * @returns The kind, if the type is one sluice renders itself.
+ */
+export function jsonKindOf(oid: number): JsonKind | undefined {
+  return KINDS.get(oid);
+}
+
+const TAB = 0x09;
+const LF = 0x0a;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const SPACE = 0x20;
+const HEX = new TextEncoder().encode("0123456789abcdef");
+// The typed-array method: Deno's Buffer polyfill makes Buffer#indexOf several times slower.
+const indexOf = Uint8Array.prototype.indexOf;
+
+// Bytes that stop the copy loop inside a string value: control bytes (including the tab that ends
+// the field), the double quote and the backslash.
+const STOP = new Uint8Array(256);
+for (let b = 0; b < 0x20; b++) STOP[b] = 1;
+STOP[QUOTE] = 1;
+STOP[BACKSLASH] = 1;
+
+// A line is at most this much longer as JSON than as COPY text, per byte: a raw control byte
+// (one byte) becomes `\u00XX` (six).
+const GROWTH = 6;
+
+/**
+ * Turns lines of `COPY … TO STDOUT` text format (tab-separated, `\N` for NULL, backslash escapes)
+ * into the JSON text `row_to_json` gives for the same rows, without decoding them: numbers and
+ * booleans are copied, strings quoted with the server's own escapes (`\"`, `\\`, `\b`, `\f`, `\n`,
+ * `\r`, `\t`, `\u00XX`), timestamps rewritten into the ISO 8601 form `row_to_json` uses. Every
+ * column must have a {@linkcode JsonKind}; the date kinds assume `DateStyle` ISO.
+ *
+ * @example Two columns
+ * ```ts
+ * import { CopyJsonEncoder } from "./copy_json.ts";
+ * import { ChunkWriter } from "./_chunk_writer.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const encoder = new CopyJsonEncoder([
+ *   { name: "id", kind: "number" },
+ *   { name: "note", kind: "string" },
+ * ]);
+ * const writer = new ChunkWriter();
+ * encoder.writeLine(writer, new TextEncoder().encode('7\tsay "hi"\\n'));
+ * const text = new TextDecoder().decode(writer.take()[0]);
+ * assert.equal(text, '{"id":7,"note":"say \\"hi\\"\\n"}');
+ * ```
+ */
+export class CopyJsonEncoder {
+  readonly #kinds: JsonKind[];
+  // `{"a":`, `,"b":` … : each column's key, with what precedes it.
+  readonly #keys: Uint8Array[];
+
+  /**
+   * @param columns The query's columns, in order, with the name `row_to_json` uses as key.
+   */
+  constructor(columns: readonly { name: string; kind: JsonKind }[]) {
+    const encoder = new TextEncoder();
+    this.#kinds = columns.map((c) => c.kind);
+    this.#keys = columns.map((c, i) =>
+      encoder.encode((i === 0 ? "{" : ",") + JSON.stringify(c.name) + ":")
+    );
+  }
+
+  /**
+   * Writes one row's JSON (no line end).
+   *
+   * @param w Where to write.
+   * @param line Holds one line of COPY text output, without its line feed, at `[start, end)`.
+   * @param start Where the line starts (default 0).
+   * @param end Where it ends (default: the end of `line`).
+   */
+  writeLine(w: ChunkWriter, line: Uint8Array, start = 0, end = line.length): void {
+    const kinds = this.#kinds;
+    const keys = this.#keys;
+    const n = end;
+    const last = kinds.length - 1;
+    let i = start;
+    if (kinds.length === 0) {
+      w.reserve(2);
+      w.buf[w.pos++] = 0x7b, w.buf[w.pos++] = 0x7d; // {}
+      return;
+    }
+    for (let c = 0; c < kinds.length; c++) {
+      // Fields end at a tab; the last one at the end of the line.
+      let stop = c === last ? n : indexOf.call(line, TAB, i);
+      if (stop === -1 || stop > n) stop = n;
+      const key = keys[c]!;
+      if (stop - i > SHORT) {
+        w.write(key);
+        writeLong(w, kinds[c]!, line, i, stop);
+        i = stop + 1;
+        continue;
+      }
+      // A short field's worst case, reserved at once so the loops below never check for room.
+      w.reserve(key.length + (stop - i) * GROWTH + 8);
+      const buf = w.buf;
+      let p = w.pos;
+      for (let k = 0; k < key.length; k++) buf[p++] = key[k]!;
+      w.pos = p;
+      if (stop - i === 2 && line[i] === BACKSLASH && line[i + 1] === 0x4e) {
+        // \N
+        buf[p++] = 0x6e, buf[p++] = 0x75, buf[p++] = 0x6c, buf[p++] = 0x6c; // null
+        w.pos = p;
+      } else {
+        writeValue(w, kinds[c]!, line, i, stop);
+      }
+      i = stop + 1;
+    }
+    w.reserve(1);
+    w.buf[w.pos++] = 0x7d; // }
+  }
+}
+
+/** Where the value writers write: a buffer with enough room after `pos`. */
+interface Sink {
+  buf: Uint8Array;
+  pos: number;
+}
+
+// Fields longer than this are written in slices, room checked per slice.
+const SHORT = 1024;
+const SLICE = 1024;
+
+// A long field: numbers are copied in one piece; strings and json in slices of SLICE input bytes,
+// each with room for its worst case, so no buffer is sized for the whole field.
+function writeLong(w: ChunkWriter, kind: JsonKind, line: Uint8Array, start: number, end: number) {
+  if (kind === "number") {
+    const quoted = isQuotedNumber(line, start);
+    if (quoted) w.writeByte(QUOTE);
+    w.write(plain(line).subarray(start, end));
+    if (quoted) w.writeByte(QUOTE);
+    return;
+  }
+  if (kind !== "string" && kind !== "json") {
+    // Dates and booleans are never long; kept general all the same.
+    w.reserve((end - start) * GROWTH + 8);
+    writeValue(w, kind, line, start, end);
+    return;
+  }
+  const bytes = plain(line);
+  if (kind === "string") w.writeByte(QUOTE);
+  // Input bytes per slice: its worst case (plus one escape split by the slice's end) fits a chunk.
+  const slice = Math.max(1, Math.min(SLICE, Math.floor(w.size / GROWTH) - 2));
+  let k = start;
+  while (k < end) {
+    w.reserve((slice + 2) * GROWTH);
+    k = kind === "string"
+      ? escapeString(w, bytes, k, Math.min(end, k + slice))
+      : unescapeJson(w, bytes, k, Math.min(end, k + slice));
+  }
+  if (kind === "string") w.writeByte(QUOTE);
+}
+
+// A plain Uint8Array view: subarrays of Node Buffers go through Buffer's constructor, which Deno's
+// polyfill makes slow.
+function plain(bytes: Uint8Array): Uint8Array {
+  return bytes.constructor === Uint8Array
+    ? bytes
+    : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+// NaN, Infinity, -Infinity are not JSON numbers: row_to_json quotes them.
+function isQuotedNumber(line: Uint8Array, start: number): boolean {
+  const first = line[start];
+  return first === 0x4e || first === 0x49 || (first === 0x2d && line[start + 1] === 0x49);
+}
+
+// From this many plain bytes on, one native copy beats a copy loop.
+const LONG_RUN = 64;
+
+// Escapes COPY text line[k, to) as JSON string content at s.pos (room reserved by the caller);
+// returns where it stopped (past `to` by one when `to` split an escape).
+function escapeString(s: Sink, line: Uint8Array, k: number, to: number): number {
+  const buf = s.buf;
+  let p = s.pos;
+  while (k < to) {
+    const b = line[k]!;
+    if (STOP[b] === 0) {
+      const run = k;
+      while (++k < to && STOP[line[k]!] === 0);
+      if (k - run >= LONG_RUN) {
+        buf.set(line.subarray(run, k), p);
+        p += k - run;
+      } else {
+        for (let r = run; r < k; r++) buf[p++] = line[r]!;
+      }
+    } else if (b === QUOTE) {
+      buf[p++] = BACKSLASH, buf[p++] = QUOTE;
+      k++;
+    } else if (b === BACKSLASH) {
+      // COPY's escapes \\ \b \f \n \r \t are JSON's too; \v is not.
+      const e = line[k + 1]!;
+      if (e === 0x76) {
+        buf[p++] = BACKSLASH, buf[p++] = 0x75, buf[p++] = 0x30, buf[p++] = 0x30;
+        buf[p++] = 0x30, buf[p++] = 0x62; // \u000b
+      } else {
+        buf[p++] = BACKSLASH, buf[p++] = e;
+      }
+      k += 2;
+    } else {
+      // A control byte COPY left raw.
+      buf[p++] = BACKSLASH, buf[p++] = 0x75, buf[p++] = 0x30, buf[p++] = 0x30;
+      buf[p++] = HEX[b >> 4]!, buf[p++] = HEX[b & 15]!;
+      k++;
+    }
+  }
+  s.pos = p;
+  return k;
+}
+
+// Undoes COPY's escapes in json text line[k, to) at s.pos; the JSON text itself holds no raw
+// control bytes but whitespace. Returns where it stopped, as escapeString.
+function unescapeJson(s: Sink, line: Uint8Array, k: number, to: number): number {
+  const buf = s.buf;
+  let p = s.pos;
+  while (k < to) {
+    const b = line[k]!;
+    if (b !== BACKSLASH) {
+      buf[p++] = b;
+      k++;
+      continue;
+    }
+    const e = line[k + 1]!;
+    buf[p++] = e === 0x6e ? LF : e === 0x72 ? 0x0d : e === 0x74 ? TAB : e;
+    k += 2;
+  }
+  s.pos = p;
+  return k;
+}
+
+// Writes line[start, end) as JSON of the given kind at w.pos; room was reserved by the caller.
+function writeValue(w: Sink, kind: JsonKind, line: Uint8Array, start: number, end: number) {
+  const buf = w.buf;
+  let p = w.pos;
+  switch (kind) {
+    case "number": {
+      const quoted = isQuotedNumber(line, start);
+      if (quoted) buf[p++] = QUOTE;
+      for (let k = start; k < end; k++) buf[p++] = line[k]!;
+      if (quoted) buf[p++] = QUOTE;
+      break;
+    }
+    case "bool":
+      if (line[start] === 0x74) {
+        buf[p++] = 0x74, buf[p++] = 0x72, buf[p++] = 0x75, buf[p++] = 0x65; // true
+      } else {
+        buf[p++] = 0x66, buf[p++] = 0x61, buf[p++] = 0x6c, buf[p++] = 0x73, buf[p++] = 0x65;
+      }
+      break;
+    case "json":
+      w.pos = p;
+      unescapeJson(w, line, start, end);
+      return;
+    case "date":
+    case "timestamp":
+    case "timestamptz": {
+      buf[p++] = QUOTE;
+      let k = start;
+      // "infinity"/"-infinity" are copied as they are; otherwise the first space is the date/time
+      // separator.
+      const space = kind === "date" ? -1 : indexOf.call(line, SPACE, start);
+      if (space !== -1 && space < end) {
+        for (; k < space; k++) buf[p++] = line[k]!;
+        buf[p++] = 0x54; // T
+        k++;
+        if (kind === "timestamptz") {
+          // The offset starts at the first sign after HH:MM:SS and runs to the end or " BC".
+          let sign = k + 8;
+          while (sign < end && line[sign] !== 0x2b && line[sign] !== 0x2d) sign++;
+          let tzEnd = sign + 1;
+          while (tzEnd < end && line[tzEnd] !== SPACE) tzEnd++;
+          for (; k < tzEnd; k++) buf[p++] = line[k]!;
+          // ISO prints a whole-hour offset as ±HH; row_to_json as ±HH:MM.
+          if (tzEnd - sign === 3) buf[p++] = 0x3a, buf[p++] = 0x30, buf[p++] = 0x30;
+        }
+      }
+      for (; k < end; k++) buf[p++] = line[k]!;
+      buf[p++] = QUOTE;
+      break;
+    }
+    default:
+      buf[p++] = QUOTE;
+      w.pos = p;
+      escapeString(w, line, start, end);
+      w.buf[w.pos++] = QUOTE;
+      return;
+  }
+  w.pos = p;
+}
