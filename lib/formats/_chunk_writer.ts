@@ -12,10 +12,10 @@ const SPACE = 0x20;
 /** Options of {@linkcode ChunkWriter}. */
 export interface ChunkWriterOptions {
   /**
-   * Keep raw CR and LF out of the written text: each one written by `write`/`writeByte` becomes a
-   * space, and only {@linkcode ChunkWriter.newline} ends a line. Costs two native scans per chunk
-   * instead of two per value (for NDJSON and SSE, whose JSON texts may hold raw line breaks as
-   * whitespace from `json` columns).
+   * Keep raw CR and LF out of the written text: each one written by `writeText` becomes a space,
+   * and only {@linkcode ChunkWriter.newline} ends a line. Costs two native scans per chunk that
+   * received such text instead of two per value (for NDJSON and SSE, whose JSON texts may hold raw
+   * line breaks as whitespace from `json` columns); other writes must hold no CR or LF.
    */
   oneLine?: boolean;
 }
@@ -34,6 +34,9 @@ export class ChunkWriter {
   #full: Uint8Array[] = [];
   // Positions in `buf` of the line ends written by newline() (oneLine mode only).
   readonly #lineEnds: number[] | undefined;
+  // oneLine mode: text that may hold raw CR/LF (writeText) went into the current chunk.
+  #dirty = false;
+  #inText = false;
 
   /**
    * Creates a writer.
@@ -44,6 +47,11 @@ export class ChunkWriter {
   /** Bytes per chunk. */
   get size(): number {
     return this.#size;
+  }
+
+  /** Whether raw CR and LF written as text become spaces (see {@linkcode ChunkWriterOptions}). */
+  get oneLine(): boolean {
+    return this.#lineEnds !== undefined;
   }
 
   constructor(size: number = CHUNK_BYTES, options: ChunkWriterOptions = {}) {
@@ -108,6 +116,19 @@ export class ChunkWriter {
   }
 
   /**
+   * Writes text that may hold raw CR or LF, which become spaces in `oneLine` mode (everything else
+   * written is taken to hold none but those of {@linkcode newline}).
+   *
+   * @param bytes The bytes.
+   */
+  writeText(bytes: Uint8Array): void {
+    this.#dirty = true;
+    this.#inText = true;
+    this.write(bytes);
+    this.#inText = false;
+  }
+
+  /**
    * Returns the chunks written since the last call: full chunks as they are, the partly filled
    * one as a copy (its buffer is reused).
    *
@@ -137,6 +158,12 @@ export class ChunkWriter {
   #seal(): void {
     const ends = this.#lineEnds;
     if (ends === undefined || this.pos === 0) return;
+    if (!this.#dirty) {
+      ends.length = 0;
+      return;
+    }
+    // Text split across chunks: the next chunk gets the rest of it.
+    this.#dirty = this.#inText;
     const text = this.buf.subarray(0, this.pos);
     for (let i = text.indexOf(LF); i !== -1; i = text.indexOf(LF, i + 1)) text[i] = SPACE;
     for (let i = text.indexOf(CR); i !== -1; i = text.indexOf(CR, i + 1)) text[i] = SPACE;

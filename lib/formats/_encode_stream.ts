@@ -9,13 +9,13 @@ import type { ChunkWriter } from "./_chunk_writer.ts";
 export type ValueWriter = (writer: ChunkWriter, value: Uint8Array) => void;
 
 /**
- * Writes the value as it is.
+ * Writes the value as it is (as text: in a `oneLine` writer its raw CR/LF become spaces).
  *
  * @param writer Where to write.
  * @param value The bytes.
  */
 export function writeAsIs(writer: ChunkWriter, value: Uint8Array): void {
-  writer.write(value);
+  writer.writeText(value);
 }
 
 /** What a byte format writes for each row, after each batch and after the last one. */

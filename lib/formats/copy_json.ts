@@ -70,6 +70,7 @@ export function jsonKindOf(oid: number): JsonKind | undefined {
 
 const TAB = 0x09;
 const LF = 0x0a;
+const CR = 0x0d;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const SPACE = 0x20;
@@ -113,8 +114,10 @@ const GROWTH = 6;
  */
 export class CopyJsonEncoder {
   readonly #kinds: JsonKind[];
+  readonly #codes: Uint8Array;
   // `{"a":`, `,"b":` … : each column's key, with what precedes it.
   readonly #keys: Uint8Array[];
+  readonly #keyBytes: number;
 
   /**
    * @param columns The query's columns, in order, with the name `row_to_json` uses as key.
@@ -122,9 +125,11 @@ export class CopyJsonEncoder {
   constructor(columns: readonly { name: string; kind: JsonKind }[]) {
     const encoder = new TextEncoder();
     this.#kinds = columns.map((c) => c.kind);
+    this.#codes = Uint8Array.from(this.#kinds, (k) => CODES[k]);
     this.#keys = columns.map((c, i) =>
       encoder.encode((i === 0 ? "{" : ",") + JSON.stringify(c.name) + ":")
     );
+    this.#keyBytes = this.#keys.reduce((n, k) => n + k.length, 0);
   }
 
   /**
@@ -146,6 +151,13 @@ export class CopyJsonEncoder {
       w.buf[w.pos++] = 0x7b, w.buf[w.pos++] = 0x7d; // {}
       return;
     }
+    const worst = this.#keyBytes + (n - start) * GROWTH + 8;
+    if (worst <= w.size >> 1) {
+      w.reserve(worst);
+      this.#writeShort(w, line, start, n);
+      return;
+    }
+    // A long line: field by field, long fields in slices.
     for (let c = 0; c < kinds.length; c++) {
       // Fields end at a tab; the last one at the end of the line.
       let stop = c === last ? n : indexOf.call(line, TAB, i);
@@ -175,12 +187,121 @@ export class CopyJsonEncoder {
     w.reserve(1);
     w.buf[w.pos++] = 0x7d; // }
   }
+
+  // A line whose worst case was reserved: one pass over its bytes, fields found on the way.
+  #writeShort(w: ChunkWriter, line: Uint8Array, start: number, n: number): void {
+    const codes = this.#codes;
+    const keys = this.#keys;
+    const lf = w.oneLine ? SPACE : LF;
+    const cr = w.oneLine ? SPACE : CR;
+    const buf = w.buf;
+    let p = w.pos;
+    let k = start;
+    for (let c = 0; c < codes.length; c++) {
+      if (c > 0) k++; // the tab
+      const key = keys[c]!;
+      for (let j = 0; j < key.length; j++) buf[p++] = key[j]!;
+      if (
+        line[k] === BACKSLASH && line[k + 1] === 0x4e && (k + 2 === n || line[k + 2] === TAB)
+      ) {
+        buf[p++] = 0x6e, buf[p++] = 0x75, buf[p++] = 0x6c, buf[p++] = 0x6c; // null
+        k += 2;
+        continue;
+      }
+      switch (codes[c]) {
+        case C_NUMBER: {
+          const quoted = isQuotedNumber(line, k);
+          if (quoted) buf[p++] = QUOTE;
+          for (let b = line[k]!; k < n && b !== TAB; b = line[++k]!) buf[p++] = b;
+          if (quoted) buf[p++] = QUOTE;
+          break;
+        }
+        case C_STRING:
+          buf[p++] = QUOTE;
+          while (k < n) {
+            const b = line[k]!;
+            if (STOP[b] === 0) {
+              buf[p++] = b;
+              k++;
+            } else if (b === TAB) {
+              break;
+            } else if (b === QUOTE) {
+              buf[p++] = BACKSLASH, buf[p++] = QUOTE;
+              k++;
+            } else if (b === BACKSLASH) {
+              const e = line[k + 1]!;
+              if (e === 0x76) {
+                buf[p++] = BACKSLASH, buf[p++] = 0x75, buf[p++] = 0x30, buf[p++] = 0x30;
+                buf[p++] = 0x30, buf[p++] = 0x62; // \u000b
+              } else {
+                buf[p++] = BACKSLASH, buf[p++] = e;
+              }
+              k += 2;
+            } else {
+              buf[p++] = BACKSLASH, buf[p++] = 0x75, buf[p++] = 0x30, buf[p++] = 0x30;
+              buf[p++] = HEX[b >> 4]!, buf[p++] = HEX[b & 15]!;
+              k++;
+            }
+          }
+          buf[p++] = QUOTE;
+          break;
+        case C_BOOL:
+          if (line[k] === 0x74) {
+            buf[p++] = 0x74, buf[p++] = 0x72, buf[p++] = 0x75, buf[p++] = 0x65; // true
+          } else {
+            buf[p++] = 0x66, buf[p++] = 0x61, buf[p++] = 0x6c, buf[p++] = 0x73, buf[p++] = 0x65;
+          }
+          k++;
+          break;
+        case C_JSON:
+          while (k < n) {
+            const b = line[k]!;
+            if (b === TAB) break;
+            if (b !== BACKSLASH) {
+              buf[p++] = b;
+              k++;
+              continue;
+            }
+            const e = line[k + 1]!;
+            buf[p++] = e === 0x6e ? lf : e === 0x72 ? cr : e === 0x74 ? TAB : e;
+            k += 2;
+          }
+          break;
+        default: {
+          let stop = k;
+          while (stop < n && line[stop] !== TAB) stop++;
+          w.pos = p;
+          writeValue(w, this.#kinds[c]!, line, k, stop);
+          p = w.pos;
+          k = stop;
+        }
+      }
+    }
+    buf[p++] = 0x7d; // }
+    w.pos = p;
+  }
 }
+
+const C_NUMBER = 0;
+const C_BOOL = 1;
+const C_JSON = 2;
+const C_DATE = 3;
+const C_STRING = 4;
+const CODES: Record<JsonKind, number> = {
+  number: C_NUMBER,
+  bool: C_BOOL,
+  json: C_JSON,
+  date: C_DATE,
+  timestamp: C_DATE,
+  timestamptz: C_DATE,
+  string: C_STRING,
+};
 
 /** Where the value writers write: a buffer with enough room after `pos`. */
 interface Sink {
   buf: Uint8Array;
   pos: number;
+  readonly oneLine: boolean;
 }
 
 // Fields longer than this are written in slices, room checked per slice.
@@ -275,9 +396,12 @@ function escapeString(s: Sink, line: Uint8Array, k: number, to: number): number 
 }
 
 // Undoes COPY's escapes in json text line[k, to) at s.pos; the JSON text itself holds no raw
-// control bytes but whitespace. Returns where it stopped, as escapeString.
+// control bytes but whitespace, and its line breaks become spaces for a oneLine writer. Returns
+// where it stopped, as escapeString.
 function unescapeJson(s: Sink, line: Uint8Array, k: number, to: number): number {
   const buf = s.buf;
+  const lf = s.oneLine ? SPACE : LF;
+  const cr = s.oneLine ? SPACE : CR;
   let p = s.pos;
   while (k < to) {
     const b = line[k]!;
@@ -287,7 +411,7 @@ function unescapeJson(s: Sink, line: Uint8Array, k: number, to: number): number 
       continue;
     }
     const e = line[k + 1]!;
-    buf[p++] = e === 0x6e ? LF : e === 0x72 ? 0x0d : e === 0x74 ? TAB : e;
+    buf[p++] = e === 0x6e ? lf : e === 0x72 ? cr : e === 0x74 ? TAB : e;
     k += 2;
   }
   s.pos = p;
