@@ -1,7 +1,7 @@
 import { BatchTuner } from "./batch_tuner.ts";
 import { SluiceError } from "./errors.ts";
 import { resolveStreamOptions } from "./options.ts";
-import type { StreamOptions } from "./options.ts";
+import type { BatchSizing, StreamOptions } from "./options.ts";
 import type { BatchSource, OpenBatchSource } from "./sources/batch_source.ts";
 
 /**
@@ -16,10 +16,13 @@ export function createSourceStream<T, O>(
   emit: (controller: ReadableStreamDefaultController<O>, rows: T[]) => void,
   // Called once after the last batch, the source already closed (a format's closing bytes).
   finish?: (controller: ReadableStreamDefaultController<O>) => void,
+  // Called once the source is open: sizing that suits it better than the options' (before the
+  // first fetch, so the first batch is still `firstBatchRows`).
+  resize?: () => Partial<BatchSizing> | undefined,
 ): ReadableStream<O> {
   const opts = resolveStreamOptions(options);
   const { signal, idleTimeoutMs, onBatch } = opts;
-  const tuner = new BatchTuner(opts);
+  let tuner = new BatchTuner(opts);
   let source: BatchSource<T> | undefined;
   let closing: Promise<void> | undefined;
   let failure: { error: unknown } | undefined;
@@ -104,7 +107,11 @@ export function createSourceStream<T, O>(
       if (timer !== undefined) clearTimeout(timer), timer = undefined;
       pulling = true;
       try {
-        source ??= await open();
+        if (!source) {
+          source = await open();
+          const sizing = resize?.();
+          if (sizing) tuner = new BatchTuner({ ...opts, ...sizing });
+        }
         const early = failed();
         if (early) throw early.error;
         const wanted = tuner.nextRows;

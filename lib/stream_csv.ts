@@ -1,7 +1,7 @@
 import { createSourceStream } from "./_source_stream.ts";
 import { ChunkWriter } from "./formats/_chunk_writer.ts";
 import { CsvEncoder } from "./formats/csv.ts";
-import { withFormatDefaults } from "./formats/format_options.ts";
+import { copySizing, withFormatDefaults } from "./formats/format_options.ts";
 import type { StreamOptions } from "./options.ts";
 import { openSource } from "./sources/open_source.ts";
 import type { Database, DatabaseQuery } from "./sources/open_source.ts";
@@ -63,6 +63,7 @@ export function streamCsv(
   const writer = new ChunkWriter();
   let source: PostgresSource | undefined;
   let encoder: CsvEncoder | undefined;
+  let viaCopy = false;
   const start = (): CsvEncoder => {
     const csv = new CsvEncoder(source?.columns() ?? []);
     if (header) csv.writeHeader(writer);
@@ -76,9 +77,12 @@ export function streamCsv(
         copyAs: opts.copy === false ? undefined : {
           format: "csv",
           // Through COPY each row is its CSV line, written as it arrives.
-          sink: () => (bytes, from, to) => {
-            encoder ??= start();
-            writer.write(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to));
+          sink: () => {
+            viaCopy = true;
+            return (bytes, from, to) => {
+              encoder ??= start();
+              writer.write(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to));
+            };
           },
         },
       }),
@@ -93,5 +97,6 @@ export function streamCsv(
       encoder = start();
       writer.flushTo(controller);
     },
+    () => viaCopy ? copySizing(options) : undefined,
   );
 }

@@ -40,5 +40,13 @@ export function streamJsonArray(
   options?: StreamOptions,
 ): ReadableStream<Uint8Array> {
   const opts = withFormatDefaults(options);
-  return streamEncoded(sql, query, opts, "json", new JsonArrayEncoder(), new ChunkWriter());
+  return streamEncoded(
+    sql,
+    query,
+    opts,
+    "json",
+    new JsonArrayEncoder(),
+    new ChunkWriter(),
+    options,
+  );
 }

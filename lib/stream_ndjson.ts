@@ -45,5 +45,5 @@ export function streamNdjson(
 ): ReadableStream<Uint8Array> {
   const opts = withFormatDefaults(options);
   const writer = new ChunkWriter(undefined, { oneLine: true });
-  return streamEncoded(sql, query, opts, "json", ndjsonEncoder, writer);
+  return streamEncoded(sql, query, opts, "json", ndjsonEncoder, writer, options);
 }

@@ -60,5 +60,6 @@ export function streamSse(
     "json",
     new SseEncoder(),
     new ChunkWriter(undefined, { oneLine: true }),
+    options,
   );
 }

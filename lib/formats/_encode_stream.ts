@@ -4,6 +4,7 @@ import { openSource } from "../sources/open_source.ts";
 import type { Database, DatabaseQuery } from "../sources/open_source.ts";
 import type { RawRow, SourceOutput } from "../sources/postgres_cursor.ts";
 import type { ChunkWriter } from "./_chunk_writer.ts";
+import { copySizing } from "./format_options.ts";
 
 /** Writes a row's single value as the format's text for it (a JSON row: its JSON text). */
 export type ValueWriter = (writer: ChunkWriter, value: Uint8Array) => void;
@@ -35,7 +36,7 @@ export interface RowEncoder {
  * The shared body of the JSON byte formats: opens the source with `json` rows — through `COPY`
  * when the query allows it, each row then written by `encoder` as it arrives off the socket — and
  * streams each batch into `writer`'s ≤ 64 KiB chunks, keeping the engine's tuning and cleanup.
- * `options` already carry the format defaults.
+ * `options` already carry the format defaults; `userOptions` are the caller's own.
  */
 export function streamEncoded(
   sql: Database,
@@ -44,7 +45,9 @@ export function streamEncoded(
   output: SourceOutput,
   encoder: RowEncoder,
   writer: ChunkWriter,
+  userOptions: StreamOptions | undefined,
 ): ReadableStream<Uint8Array> {
+  let viaCopy = false;
   return createSourceStream<RawRow, Uint8Array>(
     () =>
       openSource(sql, query, {
@@ -55,6 +58,7 @@ export function streamEncoded(
             format: "json",
             sink: (encoding) => {
               if (encoding.format !== "json") throw new TypeError("a JSON COPY was asked for");
+              viaCopy = true;
               const writeJson = encoding.writeJson;
               // The encoder hands the row's bytes back to writeValue; the range rides along here.
               let from = 0;
@@ -80,5 +84,6 @@ export function streamEncoded(
         writer.flushTo(controller);
       }
       : undefined,
+    () => viaCopy ? copySizing(userOptions) : undefined,
   );
 }

@@ -23,6 +23,19 @@ export const DEFAULT_FORMAT_FIRST_BATCH_ROWS = 10;
 export const DEFAULT_FORMAT_MIN_BATCH_ROWS = 10;
 
 /**
+ * The sizing a format uses once its source reads through `COPY`: a read there costs no round
+ * trip, so the minimum of {@linkcode DEFAULT_FORMAT_MIN_BATCH_ROWS} rows only holds wide rows in
+ * memory (ten 200 KB rows, 2 MB a batch); one row at a time is enough — unless the caller set a
+ * minimum.
+ *
+ * @param options The caller's options.
+ * @returns The sizing to switch to, if any.
+ */
+export function copySizing(options: StreamOptions | undefined): { minBatchRows: 1 } | undefined {
+  return options?.minBatchRows === undefined ? { minBatchRows: 1 } : undefined;
+}
+
+/**
  * Applies the formats' defaults to stream options.
  *
  * @param options The caller's options.

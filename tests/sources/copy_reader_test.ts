@@ -163,3 +163,38 @@ test("streamCsv() through COPY: a backend killed mid-stream errors the stream; t
     await endPool(admin);
   }
 });
+
+test(
+  "streamNdjson() through COPY reads wide rows one at a time (no round trip to save); a cursor reads ten",
+  {
+    timeout: 30_000,
+  },
+  async () => {
+    const admin = connect().sql;
+    const { sql, app } = connect({ max: 1 });
+    try {
+      const wide = "select g, repeat('x', 200000) as body from generate_series(1, 40) g";
+      const sizes = async (copy: boolean) => {
+        const rows: number[] = [];
+        for await (
+          const _ of streamNdjson(sql, wide, {
+            copy,
+            onBatch: (b) => void rows.push(b.rows),
+          })
+        ) {
+          /* read */
+        }
+        assert.equal(rows.reduce((a, b) => a + b, 0), 40);
+        return rows.slice(1, -1); // the first batch is firstBatchRows; the last is what is left
+      };
+      const viaCopy = await sizes(true);
+      assert.ok(viaCopy.length > 0 && viaCopy.every((n) => n <= 2), `COPY batches: ${viaCopy}`);
+      const viaCursor = await sizes(false);
+      assert.ok(viaCursor.every((n) => n >= 10), `cursor batches: ${viaCursor}`);
+      await assertClean(sql, app, admin);
+    } finally {
+      await endPool(sql).catch(() => {});
+      await endPool(admin);
+    }
+  },
+);
