@@ -407,7 +407,9 @@ test("streamBatches() surfaces a backend killed by pg_terminate_backend and the 
         for (;;) if ((await reader.read()).done) break;
       },
       (e: { code?: string }) =>
-        ["57P01", "CONNECTION_CLOSED", "CONNECTION_DESTROYED", "ECONNRESET"].includes(e.code ?? ""),
+        ["57P01", "CONNECTION_CLOSED", "CONNECTION_DESTROYED", "ECONNRESET", "EPIPE"].includes(
+          e.code ?? "",
+        ),
     );
     // The pool of one must still serve queries: the dead connection reconnects on demand.
     // (postgres.js 3.4.9 may hand the FATAL 57P01 it read late to the next query: allow one.)

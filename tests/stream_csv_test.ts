@@ -151,19 +151,26 @@ test("streamCsv() rejects a header option that is not a boolean", () => {
   return endPool(sql);
 });
 
-test("streamCsv() fetches about 256 KiB a batch by default", { timeout: 60_000 }, async () => {
+test("streamCsv() batches about 256 KiB through a cursor and 64 KiB through COPY by default", {
+  timeout: 60_000,
+}, async () => {
   const admin = connect().sql;
   const { sql, app } = connect();
   try {
-    const sizes: number[] = [];
-    await collect(
-      streamCsv(sql, "select g, md5(g::text) as h from generate_series(1, 100000) g", {
-        onBatch: (b) => void sizes.push(b.bytes),
-      }),
-    );
-    const full = sizes.slice(2, -1);
-    assert.ok(full.length > 5, `batches: ${sizes.join(",")}`);
-    for (const bytes of full) assert.ok(Math.abs(bytes - 262144) < 65536, `a batch of ${bytes} B`);
+    for (const [copy, target] of [[false, 262144], [true, 65536]] as const) {
+      const sizes: number[] = [];
+      await collect(
+        streamCsv(sql, "select g, md5(g::text) as h from generate_series(1, 100000) g", {
+          copy,
+          onBatch: (b) => void sizes.push(b.bytes),
+        }),
+      );
+      const full = sizes.slice(2, -1);
+      assert.ok(full.length > 5, `batches: ${sizes.join(",")}`);
+      for (const bytes of full) {
+        assert.ok(Math.abs(bytes - target) < target / 4, `a batch of ${bytes} B (copy: ${copy})`);
+      }
+    }
     await assertClean(sql, app, admin);
   } finally {
     await endPool(admin);

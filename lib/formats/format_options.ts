@@ -22,17 +22,27 @@ export const DEFAULT_FORMAT_FIRST_BATCH_ROWS = 10;
  */
 export const DEFAULT_FORMAT_MIN_BATCH_ROWS = 10;
 
+/** `targetBatchBytes` of a format reading through `COPY`, unless the caller set one: 64 KiB. */
+export const DEFAULT_COPY_TARGET_BATCH_BYTES: number = 64 * 1024;
+
 /**
- * The sizing a format uses once its source reads through `COPY`: a read there costs no round
- * trip, so the minimum of {@linkcode DEFAULT_FORMAT_MIN_BATCH_ROWS} rows only holds wide rows in
- * memory (ten 200 KB rows, 2 MB a batch); one row at a time is enough — unless the caller set a
- * minimum.
+ * The sizing a format switches to once its source reads through `COPY`, for what the caller did
+ * not set. A read there costs no round trip (the rows are already flowing), so a batch only sets
+ * how much is held at once: {@linkcode DEFAULT_COPY_TARGET_BATCH_BYTES} (one output chunk) and no
+ * minimum row count (ten 200 KB rows would be 2 MB a batch).
  *
  * @param options The caller's options.
  * @returns The sizing to switch to, if any.
  */
-export function copySizing(options: StreamOptions | undefined): { minBatchRows: 1 } | undefined {
-  return options?.minBatchRows === undefined ? { minBatchRows: 1 } : undefined;
+export function copySizing(
+  options: StreamOptions | undefined,
+): { targetBatchBytes?: number; minBatchRows?: number } | undefined {
+  const sizing: { targetBatchBytes?: number; minBatchRows?: number } = {};
+  if (options?.targetBatchBytes === undefined) {
+    sizing.targetBatchBytes = DEFAULT_COPY_TARGET_BATCH_BYTES;
+  }
+  if (options?.minBatchRows === undefined) sizing.minBatchRows = 1;
+  return sizing;
 }
 
 /**

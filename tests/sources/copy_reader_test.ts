@@ -145,7 +145,9 @@ test("streamCsv() through COPY: a backend killed mid-stream errors the stream; t
         for (;;) if ((await reader.read()).done) break;
       },
       (e: { code?: string }) =>
-        ["57P01", "CONNECTION_CLOSED", "CONNECTION_DESTROYED", "ECONNRESET"].includes(e.code ?? ""),
+        ["57P01", "CONNECTION_CLOSED", "CONNECTION_DESTROYED", "ECONNRESET", "EPIPE"].includes(
+          e.code ?? "",
+        ),
     );
     // (postgres.js 3.4.9 may hand the FATAL 57P01 it read late to the next query: allow one.)
     let one: unknown;
