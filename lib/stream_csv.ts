@@ -2,10 +2,11 @@ import { createSourceStream } from "./_source_stream.ts";
 import { ChunkWriter } from "./formats/_chunk_writer.ts";
 import { CsvEncoder } from "./formats/csv.ts";
 import { copySizing, withFormatDefaults } from "./formats/format_options.ts";
+import { writeOnArrival } from "./formats/_encode_stream.ts";
 import type { StreamOptions } from "./options.ts";
 import { openSource } from "./sources/open_source.ts";
 import type { Database, DatabaseQuery } from "./sources/open_source.ts";
-import type { PostgresSource, RawRow } from "./sources/postgres_cursor.ts";
+import type { Column, PostgresSource, RawRow } from "./sources/postgres_cursor.ts";
 
 /** Options of {@linkcode streamCsv}. */
 export interface CsvOptions extends StreamOptions {
@@ -61,19 +62,30 @@ export function streamCsv(
   }
   const header = options?.header ?? true;
   const writer = new ChunkWriter();
-  let source: PostgresSource | undefined;
+  let source: PostgresSource<unknown> | undefined;
   let encoder: CsvEncoder | undefined;
   let viaCopy = false;
-  const start = (): CsvEncoder => {
-    const csv = new CsvEncoder(source?.columns() ?? []);
+  const start = (columns = source?.columns()): CsvEncoder => {
+    const csv = new CsvEncoder(columns ?? []);
     if (header) csv.writeHeader(writer);
     return csv;
   };
-  return createSourceStream<RawRow, Uint8Array>(
+  // Rows are written as they arrive off the wire (see writeOnArrival).
+  const direct = writeOnArrival(opts);
+  return createSourceStream<unknown, Uint8Array>(
     async () =>
-      source = await openSource(sql, query, {
+      source = await openSource<unknown>(sql, query, {
         ...opts,
         output: "values",
+        ...(direct
+          ? {
+            mapRow: (raw: RawRow, columns: readonly Column[]) => {
+              encoder ??= start(columns);
+              encoder.writeRow(writer, raw);
+              return null;
+            },
+          }
+          : {}),
         copyAs: opts.copy === false ? undefined : {
           format: "csv",
           // Through COPY each row is its CSV line, written as it arrives.
@@ -89,7 +101,7 @@ export function streamCsv(
     opts,
     (controller, rows) => {
       encoder ??= start();
-      encoder.writeRows(writer, rows);
+      if (!direct) encoder.writeRows(writer, rows as RawRow[]);
       writer.flushTo(controller);
     },
     (controller) => {

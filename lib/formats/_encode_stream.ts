@@ -48,11 +48,23 @@ export function streamEncoded(
   userOptions: StreamOptions | undefined,
 ): ReadableStream<Uint8Array> {
   let viaCopy = false;
-  return createSourceStream<RawRow, Uint8Array>(
+  // A cursor's rows are written as each arrives off the wire too (the driver's views of them die
+  // young), unless a step after the fetch still needs them: includes are spliced into the rows,
+  // and a keyset page may be fetched again after a connection failure.
+  const direct = writeOnArrival(options);
+  return createSourceStream<unknown, Uint8Array>(
     () =>
-      openSource(sql, query, {
+      openSource<unknown>(sql, query, {
         ...options,
         output,
+        ...(direct
+          ? {
+            mapRow: (raw: RawRow) => {
+              encoder.writeRow(writer, raw[0]!, writeAsIs);
+              return null;
+            },
+          }
+          : {}),
         copyAs: output === "json" && options.copy !== false
           ? {
             format: "json",
@@ -74,7 +86,11 @@ export function streamEncoded(
       }),
     options,
     (controller, rows) => {
-      for (let r = 0; r < rows.length; r++) encoder.writeRow(writer, rows[r]![0]!, writeAsIs);
+      if (!direct) {
+        for (let r = 0; r < rows.length; r++) {
+          encoder.writeRow(writer, (rows[r] as RawRow)[0]!, writeAsIs);
+        }
+      }
       encoder.endBatch?.(writer);
       writer.flushTo(controller);
     },
@@ -86,4 +102,17 @@ export function streamEncoded(
       : undefined,
     () => viaCopy ? copySizing(userOptions) : undefined,
   );
+}
+
+/**
+ * Whether a format can write a cursor's rows as they arrive (through the source's `mapRow`)
+ * rather than once the batch is in: not with `include` (related rows are spliced in after the
+ * fetch) nor keyset pages (a page can be fetched again after a connection failure).
+ *
+ * @param options The stream options.
+ * @returns `true` when rows can be written on arrival.
+ */
+export function writeOnArrival(options: StreamOptions): boolean {
+  return options.include === undefined && options.strategy !== "keyset" &&
+    options.key === undefined;
 }

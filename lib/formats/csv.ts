@@ -142,19 +142,26 @@ export class CsvEncoder {
    * @param rows Raw rows (text-format bytes) of the encoder's columns.
    */
   writeRows(w: ChunkWriter, rows: readonly RawRow[]): void {
+    for (let r = 0; r < rows.length; r++) this.writeRow(w, rows[r]!);
+  }
+
+  /**
+   * Writes one row's line.
+   *
+   * @param w Where to write.
+   * @param row A raw row (text-format bytes) of the encoder's columns.
+   */
+  writeRow(w: ChunkWriter, row: RawRow): void {
     const plain = this.#plain;
     const onlyColumn = this.#onlyColumn;
     const width = plain.length;
-    for (let r = 0; r < rows.length; r++) {
-      const row = rows[r]!;
-      for (let j = 0; j < width; j++) {
-        if (j > 0) w.writeByte(COMMA);
-        const value = row[j];
-        if (value === null || value === undefined) continue;
-        if (plain[j]) w.write(value);
-        else writeField(w, value, onlyColumn);
-      }
-      w.writeByte(LF);
+    for (let j = 0; j < width; j++) {
+      if (j > 0) w.writeByte(COMMA);
+      const value = row[j];
+      if (value === null || value === undefined) continue;
+      if (plain[j]) w.write(value);
+      else writeField(w, value, onlyColumn);
     }
+    w.writeByte(LF);
   }
 }
