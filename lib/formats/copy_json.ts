@@ -304,12 +304,12 @@ interface Sink {
   readonly oneLine: boolean;
 }
 
-// Fields longer than this are written in slices, room checked per slice.
+// Fields longer than this take the long path (lines too long for one reserve are written field by
+// field).
 const SHORT = 1024;
-const SLICE = 1024;
 
-// A long field: numbers are copied in one piece; strings and json in slices of SLICE input bytes,
-// each with room for its worst case, so no buffer is sized for the whole field.
+// A long field: numbers are copied in one piece; strings and json as runs of plain bytes between
+// escapes, so no room is reserved for a whole field's worst case.
 function writeLong(w: ChunkWriter, kind: JsonKind, line: Uint8Array, start: number, end: number) {
   if (kind === "number") {
     const quoted = isQuotedNumber(line, start);
@@ -324,18 +324,26 @@ function writeLong(w: ChunkWriter, kind: JsonKind, line: Uint8Array, start: numb
     writeValue(w, kind, line, start, end);
     return;
   }
+  // Runs of bytes that need no escape go out with one native copy each (across chunks as needed);
+  // each escape is written on its own.
   const bytes = plain(line);
-  if (kind === "string") w.writeByte(QUOTE);
-  // Input bytes per slice: its worst case (plus one escape split by the slice's end) fits a chunk.
-  const slice = Math.max(1, Math.min(SLICE, Math.floor(w.size / GROWTH) - 2));
+  const json = kind === "json";
+  if (!json) w.writeByte(QUOTE);
   let k = start;
   while (k < end) {
-    w.reserve((slice + 2) * GROWTH);
-    k = kind === "string"
-      ? escapeString(w, bytes, k, Math.min(end, k + slice))
-      : unescapeJson(w, bytes, k, Math.min(end, k + slice));
+    const run = k;
+    if (json) {
+      k = indexOf.call(bytes, BACKSLASH, k);
+      if (k === -1 || k > end) k = end;
+    } else {
+      while (k < end && STOP[bytes[k]!] === 0) k++;
+    }
+    if (k > run) w.write(bytes.subarray(run, k));
+    if (k >= end) break;
+    w.reserve(GROWTH + 2);
+    k = json ? unescapeJson(w, bytes, k, k + 1) : escapeString(w, bytes, k, k + 1);
   }
-  if (kind === "string") w.writeByte(QUOTE);
+  if (!json) w.writeByte(QUOTE);
 }
 
 // A plain Uint8Array view: subarrays of Node Buffers go through Buffer's constructor, which Deno's
