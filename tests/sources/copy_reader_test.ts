@@ -200,3 +200,59 @@ test(
     }
   },
 );
+
+test(
+  "streamCsv() and streamNdjson() through COPY work behind PgBouncer in transaction mode (prepare: false)",
+  {
+    timeout: 60_000,
+  },
+  async () => {
+    const { startPgBouncer } = await import("../_pgbouncer.ts");
+    const postgres = (await import("postgres")).default;
+    const bouncer = await startPgBouncer({ poolSize: 2 });
+    const statements: string[] = [];
+    const pooled = postgres(bouncer.url, {
+      prepare: false,
+      max: 4,
+      onnotice: () => {},
+      debug: (_c: unknown, q: string) => void statements.push(q),
+    });
+    const direct = connect().sql;
+    try {
+      const q = "select g, md5(g::text) as h, now() - g * interval '1 hour' as t " +
+        "from generate_series(1, 20000) g order by g";
+      // Four streams on two server connections: each COPY holds one for its transaction.
+      const outputs = await Promise.all(
+        [streamCsv, streamNdjson, streamCsv, streamNdjson].map(async (stream) => {
+          let text = "";
+          const decoder = new TextDecoder();
+          for await (const chunk of stream(pooled, q)) {
+            text += decoder.decode(chunk, { stream: true });
+          }
+          return text;
+        }),
+      );
+      assert.ok(statements.some((s) => /^copy \(/i.test(s)), "the streams went through COPY");
+      const csv = await collectText(streamCsv(direct, q, { copy: false }));
+      const ndjson = await collectText(streamNdjson(direct, q, { copy: false }));
+      // now() differs between transactions: compare everything but the timestamps' text.
+      const strip = (s: string) => s.replace(/\d{4}-\d\d-\d\d[ T][0-9:.+-]+/g, "T");
+      assert.equal(strip(outputs[0]!), strip(csv));
+      assert.equal(strip(outputs[2]!), strip(csv));
+      assert.equal(strip(outputs[1]!), strip(ndjson));
+      assert.equal(strip(outputs[3]!), strip(ndjson));
+      assert.equal(outputs[1]!.split("\n").length, 20001);
+    } finally {
+      await endPool(pooled).catch(() => {});
+      await endPool(direct).catch(() => {});
+      await bouncer.stop();
+    }
+  },
+);
+
+async function collectText(stream: ReadableStream<Uint8Array>): Promise<string> {
+  let text = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  return text;
+}
