@@ -155,3 +155,47 @@ test("CopyJsonEncoder writes a value longer than a chunk, escapes and all", () =
   const text = utf8(Uint8Array.from(writer.take().flatMap((c) => [...c])));
   assert.equal(text, JSON.stringify({ id: 7, body: 'q"\\\x01'.repeat(1000) }));
 });
+
+// COPY text format of a string: backslash and the six control characters COPY escapes.
+const copyText = (s: string): string =>
+  s.replace(
+    /[\\\b\f\n\r\t\v]/g,
+    (c) =>
+      ({
+        "\\": "\\\\",
+        "\b": "\\b",
+        "\f": "\\f",
+        "\n": "\\n",
+        "\r": "\\r",
+        "\t": "\\t",
+        "\v": "\\v",
+      })[
+        c
+      ]!,
+  );
+
+test("CopyJsonEncoder escapes strings short and long (the long path skips plain bytes 4 at a time)", () => {
+  const encoder = new CopyJsonEncoder([
+    { name: "id", kind: "number" },
+    { name: "body", kind: "string" },
+  ]);
+  const special = fc.constantFrom('"', "\\", "\u0001", "\u001f", "\b", "\n", "\v", "\t", "é", "😀");
+  const body = fc.tuple(
+    // Longer than 1 KiB takes the long path.
+    fc.oneof(fc.string({ maxLength: 200 }), fc.string({ minLength: 1100, maxLength: 6000 })),
+    fc.array(fc.tuple(fc.nat(), special), { maxLength: 8 }),
+  ).map(([text, inserts]) => {
+    const chars = [...text]; // code points: an insert never splits a surrogate pair
+    for (const [at, c] of inserts) chars.splice(at % (chars.length + 1), 0, c);
+    return chars.join("");
+  });
+  fc.assert(
+    fc.property(body, fc.integer({ min: 64, max: 4096 }), (s, size) => {
+      const writer = new ChunkWriter(size);
+      encoder.writeLine(writer, new TextEncoder().encode(`1\t${copyText(s)}`));
+      const text = utf8(Uint8Array.from(writer.take().flatMap((c) => [...c])));
+      assert.equal(text, JSON.stringify({ id: 1, body: s }));
+    }),
+    { numRuns: 300 },
+  );
+});
