@@ -30,7 +30,6 @@ export type { CsvOptions } from "./lib/stream_csv.ts";
 export { streamJsonArray } from "./lib/stream_json_array.ts";
 export { streamSse } from "./lib/stream_sse.ts";
 export {
-  DEFAULT_COPY_TARGET_BATCH_BYTES,
   DEFAULT_FORMAT_FIRST_BATCH_ROWS,
   DEFAULT_FORMAT_MIN_BATCH_ROWS,
   DEFAULT_FORMAT_TARGET_BATCH_BYTES,

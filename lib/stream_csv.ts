@@ -32,7 +32,7 @@ export interface CsvOptions extends StreamOptions {
  * @param sql A postgres.js, PGlite or Bun `SQL` instance; one connection is reserved while the
  *   stream is open (with PGlite, its only connection: other queries on it wait).
  * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
- * @param options `header` (default `true`), batch sizing (`targetBatchBytes` defaults to 256 KiB
+ * @param options `header` (default `true`), batch sizing (`targetBatchBytes` defaults to 64 KiB
  *   and `firstBatchRows`/`minBatchRows` to 10 here), abort signal, idle and statement timeouts,
  *   `onBatch`, `copy`.
  * @returns A byte stream of CSV in the connection's client encoding (UTF-8 with postgres.js);

@@ -1,12 +1,13 @@
 import type { StreamOptions } from "../options.ts";
 
 /**
- * Default `targetBatchBytes` of the byte-stream formats (NDJSON, CSV, JSON array, SSE): 256 KiB,
- * not the 2 MiB of row streams. A format turns each batch into bytes at once, so a larger batch
- * buys no throughput, only memory: the driver's row objects and the encoded bytes of the whole
- * batch are alive together (see bench/RESULTS.md). Pass `targetBatchBytes` to override.
+ * Default `targetBatchBytes` of the byte-stream formats (NDJSON, CSV, JSON array, SSE): 64 KiB,
+ * one output chunk, not the 2 MiB of row streams. A format writes each row out as it arrives, so a
+ * larger batch buys no throughput, only memory — the encoded batch waits in the stream's queue
+ * (with 32 Deno clients at once: 280–310 MiB server RSS at 256 KiB, 227–230 MiB at 64 KiB, and no
+ * slower; see bench/RESULTS.md). Pass `targetBatchBytes` to override.
  */
-export const DEFAULT_FORMAT_TARGET_BATCH_BYTES: number = 256 * 1024;
+export const DEFAULT_FORMAT_TARGET_BATCH_BYTES: number = 64 * 1024;
 
 /**
  * Default `firstBatchRows` of the byte-stream formats: 10, not 100, so that the first bytes leave
@@ -16,33 +17,24 @@ export const DEFAULT_FORMAT_TARGET_BATCH_BYTES: number = 256 * 1024;
 export const DEFAULT_FORMAT_FIRST_BATCH_ROWS = 10;
 
 /**
- * Default `minBatchRows` of the byte-stream formats: 10. With rows of hundreds of kilobytes the
- * 256 KiB target would mean one row per fetch, and the stream would wait on a round trip per row;
- * ten rows keep round trips rare at a few megabytes a batch.
+ * Default `minBatchRows` of the byte-stream formats through a cursor: 10. With rows of hundreds of
+ * kilobytes the 64 KiB target would mean one row per fetch, and the stream would wait on a round
+ * trip per row; ten rows keep round trips rare at a few megabytes a batch. (Through `COPY` a read
+ * costs no round trip, and the minimum is 1: see {@linkcode copySizing}.)
  */
 export const DEFAULT_FORMAT_MIN_BATCH_ROWS = 10;
 
-/** `targetBatchBytes` of a format reading through `COPY`, unless the caller set one: 64 KiB. */
-export const DEFAULT_COPY_TARGET_BATCH_BYTES: number = 64 * 1024;
-
 /**
  * The sizing a format switches to once its source reads through `COPY`, for what the caller did
- * not set. A read there costs no round trip (the rows are already flowing), so a batch only sets
- * how much is held at once: {@linkcode DEFAULT_COPY_TARGET_BATCH_BYTES} (one output chunk) and no
- * minimum row count (ten 200 KB rows would be 2 MB a batch).
+ * not set: no minimum row count. A read there costs no round trip (the rows are already flowing),
+ * so the cursor's minimum of {@linkcode DEFAULT_FORMAT_MIN_BATCH_ROWS} rows would only hold wide
+ * rows in memory (ten 200 KB rows, 2 MB a batch).
  *
  * @param options The caller's options.
  * @returns The sizing to switch to, if any.
  */
-export function copySizing(
-  options: StreamOptions | undefined,
-): { targetBatchBytes?: number; minBatchRows?: number } | undefined {
-  const sizing: { targetBatchBytes?: number; minBatchRows?: number } = {};
-  if (options?.targetBatchBytes === undefined) {
-    sizing.targetBatchBytes = DEFAULT_COPY_TARGET_BATCH_BYTES;
-  }
-  if (options?.minBatchRows === undefined) sizing.minBatchRows = 1;
-  return sizing;
+export function copySizing(options: StreamOptions | undefined): { minBatchRows: 1 } | undefined {
+  return options?.minBatchRows === undefined ? { minBatchRows: 1 } : undefined;
 }
 
 /**

@@ -5,10 +5,10 @@ import {
   withFormatDefaults,
 } from "../../lib/formats/format_options.ts";
 
-test("withFormatDefaults() sets targetBatchBytes to 256 KiB firstBatchRows and minBatchRows to 10 unless given", () => {
-  assert.equal(DEFAULT_FORMAT_TARGET_BATCH_BYTES, 256 * 1024);
-  assert.equal(withFormatDefaults(undefined).targetBatchBytes, 256 * 1024);
-  assert.equal(withFormatDefaults({ idleTimeoutMs: 5 }).targetBatchBytes, 256 * 1024);
+test("withFormatDefaults() sets targetBatchBytes to 64 KiB, firstBatchRows and minBatchRows to 10 unless given", () => {
+  assert.equal(DEFAULT_FORMAT_TARGET_BATCH_BYTES, 64 * 1024);
+  assert.equal(withFormatDefaults(undefined).targetBatchBytes, 64 * 1024);
+  assert.equal(withFormatDefaults({ idleTimeoutMs: 5 }).targetBatchBytes, 64 * 1024);
   assert.equal(withFormatDefaults({ idleTimeoutMs: 5 }).idleTimeoutMs, 5);
   assert.equal(withFormatDefaults({ targetBatchBytes: 1000 }).targetBatchBytes, 1000);
   assert.equal(withFormatDefaults({}).firstBatchRows, 10);

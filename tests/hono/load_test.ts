@@ -22,7 +22,7 @@ for (
       const n = 200_000;
       // Peak RSS is logged, not asserted (memory targets are for bench runs, and it swings with GC
       // timing). With 32 streams at once the batch size bounds it: each stream holds about one batch as
-      // rows plus its encoded bytes. SLUICE_LOAD_BATCH_BYTES sets it (default: the library's 2 MiB).
+      // rows plus its encoded bytes. SLUICE_LOAD_BATCH_BYTES sets it (default: the formats' 64 KiB).
       const batchBytes = process.env.SLUICE_LOAD_BATCH_BYTES ?? "";
       const server = await startServer({
         SLUICE_POOL_MAX: String(clients),
