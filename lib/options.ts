@@ -55,7 +55,8 @@ export interface StreamOptions extends BatchSizing {
   /**
    * Byte formats (CSV, NDJSON, JSON, SSE) only: read a query without parameters through
    * `COPY (query) TO STDOUT` instead of a cursor — `COPY`'s speed, same bytes, same cleanup.
-   * Default `true`. The server then sends rows in 8 KiB blocks and runs ahead of the reader by the
+   * Default `true` (`false` in the Hono adapter's `streamQuery`, where a cursor holds less memory
+   * with many clients at once). The server then sends rows in 8 KiB blocks and runs ahead of the reader by the
    * socket buffers, held back by TCP; pass `false` for queries that produce rows slowly and whose
    * first rows should go out at once (a cursor's `FETCH` is answered at once, however small).
    * postgres.js only; ignored with `include` and keyset streams.

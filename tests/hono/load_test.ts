@@ -8,8 +8,9 @@ import { parseChunked, rawGet, RUNTIME, startServer } from "./_server.ts";
 
 for (
   const [route, label] of [
-    ["/export", "a query without parameters (read through COPY)"],
     ["/rows", "a query with parameters (a cursor)"],
+    ["/export", "a query without parameters (the adapter's default: a cursor)"],
+    ["/export?copy=1", "a query without parameters through COPY (copy: true)"],
   ] as const
 ) {
   test(
@@ -35,7 +36,10 @@ for (
         const before = await server.stats();
         const t0 = performance.now();
         const results = await Promise.all(Array.from({ length: clients }, async (_, i) => {
-          const ex = rawGet(server.port, `${route}?n=${n}&pad=${i % 4 * 10}`);
+          const ex = rawGet(
+            server.port,
+            `${route}${route.includes("?") ? "&" : "?"}n=${n}&pad=${i % 4 * 10}`,
+          );
           await ex.closed;
           const res = parseChunked(ex.data());
           const lines = res.body.reduce((k, b) => k + (b === 10 ? 1 : 0), 0);

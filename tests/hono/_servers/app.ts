@@ -60,7 +60,7 @@ export function createTestApp(options: TestAppOptions): { app: Hono; sql: Sql } 
     });
   };
   app.get("/rows", rowsRoute);
-  // The same rows from a query without parameters (read through COPY by default).
+  // The same rows from a query without parameters (through COPY with ?copy=1).
   app.get("/export", (c) => {
     statements++;
     const n = Math.trunc(num(c.req.query("n"), 10));
@@ -69,7 +69,7 @@ export function createTestApp(options: TestAppOptions): { app: Hono; sql: Sql } 
       c,
       sql,
       `select g as id, repeat('x', ${pad}) as pad from generate_series(1, ${n}) g`,
-      base,
+      { ...base, ...(c.req.query("copy") === "1" ? { copy: true } : {}) },
     );
   });
   app.get("/limited/rows", rowsRoute);
