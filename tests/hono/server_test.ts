@@ -115,7 +115,8 @@ test(`streamQuery() on ${RUNTIME}: 100 clients that disconnect mid-stream leave 
     // (sockets) and RSS. RSS also holds freed memory the allocator keeps, which can still rise
     // while it settles (seen: Deno +35–60 MiB, Bun +10 MiB over a first round, the heap flat); a
     // leak grows again with every round. So while a round grew ≥ 5 MiB, another round of the same
-    // size follows (at most three), and the last one must not grow.
+    // size follows (at most five more; Deno was seen settling by the third or fourth), and the
+    // last one must not grow.
     const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
     assert.ok(
       after.heapUsed - before.heapUsed < 5 * MiB,
@@ -124,7 +125,7 @@ test(`streamQuery() on ${RUNTIME}: 100 clients that disconnect mid-stream leave 
     assert.ok(after.fds - before.fds <= 2, `open descriptors ${before.fds} → ${after.fds}`);
     let last = after;
     let growth = after.rss - before.rss;
-    for (let round = 2; growth >= 5 * MiB && round <= 4; round++) {
+    for (let round = 2; growth >= 5 * MiB && round <= 6; round++) {
       await waves(100);
       assert.ok(await waitFor(async () => (await busy(admin, server.app)).length === 0, 1000));
       const again = await server.stats(true);
