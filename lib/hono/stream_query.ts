@@ -109,7 +109,7 @@ function checkOptions(options: StreamQueryOptions): void {
  *
  * Unlike the format functions, `copy` defaults to `false` here: a server streams to many clients
  * at once, and a cursor's paced fetches hold far less memory under load than `COPY` streams that
- * run at the server's speed (32 concurrent 200,000-row responses: 222–263 MiB against 356–406 MiB
+ * run at the server's speed (32 concurrent 200,000-row responses: 222–263 MiB against 356–408 MiB
  * peak on Deno). Pass `copy: true` for parameterless exports that should run at `COPY`'s speed.
  *
  * @param c The Hono context of the request.
@@ -192,7 +192,7 @@ export async function streamQuery(
   const source = FORMAT_STREAMS[negotiated.format](sql, query, {
     ...streamOptions,
     // A server streams to many clients at once: through COPY each stream moves rows as fast as the
-    // server sends them, and 32 concurrent 200,000-row responses peaked at 356–406 MiB (Deno) /
+    // server sends them, and 32 concurrent 200,000-row responses peaked at 356–408 MiB (Deno) /
     // 212–286 MiB (Bun) against 222–263 / 115–121 MiB through a cursor (tests/hono/load_test.ts), for
     // 20–30 % more speed. So the adapter keeps a cursor unless asked for COPY.
     copy: streamOptions.copy ?? false,
