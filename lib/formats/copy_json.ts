@@ -113,7 +113,6 @@ const GROWTH = 6;
  * ```
  */
 export class CopyJsonEncoder {
-  readonly #kinds: JsonKind[];
   readonly #codes: Uint8Array;
   // `{"a":`, `,"b":` … : each column's key, with what precedes it.
   readonly #keys: Uint8Array[];
@@ -124,8 +123,7 @@ export class CopyJsonEncoder {
    */
   constructor(columns: readonly { name: string; kind: JsonKind }[]) {
     const encoder = new TextEncoder();
-    this.#kinds = columns.map((c) => c.kind);
-    this.#codes = Uint8Array.from(this.#kinds, (k) => CODES[k]);
+    this.#codes = Uint8Array.from(columns, (c) => CODES[c.kind]);
     this.#keys = columns.map((c, i) =>
       encoder.encode((i === 0 ? "{" : ",") + JSON.stringify(c.name) + ":")
     );
@@ -141,144 +139,45 @@ export class CopyJsonEncoder {
    * @param end Where it ends (default: the end of `line`).
    */
   writeLine(w: ChunkWriter, line: Uint8Array, start = 0, end = line.length): void {
-    const kinds = this.#kinds;
+    const codes = this.#codes;
     const keys = this.#keys;
-    const n = end;
-    const last = kinds.length - 1;
-    let i = start;
-    if (kinds.length === 0) {
+    if (codes.length === 0) {
       w.reserve(2);
       w.buf[w.pos++] = 0x7b, w.buf[w.pos++] = 0x7d; // {}
       return;
     }
-    const worst = this.#keyBytes + (n - start) * GROWTH + 8;
+    // The usual line: its worst case reserved at once, then one pass with no room checks, fields
+    // found on the way.
+    const worst = this.#keyBytes + (end - start) * GROWTH + 8;
     if (worst <= w.size >> 1) {
       w.reserve(worst);
-      this.#writeShort(w, line, start, n);
+      let k = start;
+      for (let c = 0; c < codes.length; c++) {
+        if (c > 0) k++; // the tab
+        writeKey(w, keys[c]!);
+        k = writeField(w, codes[c]!, line, k, end);
+      }
+      w.buf[w.pos++] = 0x7d; // }
       return;
     }
-    // A long line: field by field, long fields in slices.
-    for (let c = 0; c < kinds.length; c++) {
-      // Fields end at a tab; the last one at the end of the line.
-      let stop = c === last ? n : indexOf.call(line, TAB, i);
-      if (stop === -1 || stop > n) stop = n;
+    // A long line: field by field, long fields as runs between escapes.
+    let i = start;
+    for (let c = 0; c < codes.length; c++) {
+      let stop = c === codes.length - 1 ? end : indexOf.call(line, TAB, i);
+      if (stop === -1 || stop > end) stop = end;
       const key = keys[c]!;
       if (stop - i > SHORT) {
         w.write(key);
-        writeLong(w, kinds[c]!, line, i, stop);
-        i = stop + 1;
-        continue;
-      }
-      // A short field's worst case, reserved at once so the loops below never check for room.
-      w.reserve(key.length + (stop - i) * GROWTH + 8);
-      const buf = w.buf;
-      let p = w.pos;
-      for (let k = 0; k < key.length; k++) buf[p++] = key[k]!;
-      w.pos = p;
-      if (stop - i === 2 && line[i] === BACKSLASH && line[i + 1] === 0x4e) {
-        // \N
-        buf[p++] = 0x6e, buf[p++] = 0x75, buf[p++] = 0x6c, buf[p++] = 0x6c; // null
-        w.pos = p;
+        writeLong(w, codes[c]!, line, i, stop);
       } else {
-        writeValue(w, kinds[c]!, line, i, stop);
+        w.reserve(key.length + (stop - i) * GROWTH + 8);
+        writeKey(w, key);
+        writeField(w, codes[c]!, line, i, stop);
       }
       i = stop + 1;
     }
     w.reserve(1);
     w.buf[w.pos++] = 0x7d; // }
-  }
-
-  // A line whose worst case was reserved: one pass over its bytes, fields found on the way.
-  #writeShort(w: ChunkWriter, line: Uint8Array, start: number, n: number): void {
-    const codes = this.#codes;
-    const keys = this.#keys;
-    const lf = w.oneLine ? SPACE : LF;
-    const cr = w.oneLine ? SPACE : CR;
-    const buf = w.buf;
-    let p = w.pos;
-    let k = start;
-    for (let c = 0; c < codes.length; c++) {
-      if (c > 0) k++; // the tab
-      const key = keys[c]!;
-      for (let j = 0; j < key.length; j++) buf[p++] = key[j]!;
-      if (
-        line[k] === BACKSLASH && line[k + 1] === 0x4e && (k + 2 === n || line[k + 2] === TAB)
-      ) {
-        buf[p++] = 0x6e, buf[p++] = 0x75, buf[p++] = 0x6c, buf[p++] = 0x6c; // null
-        k += 2;
-        continue;
-      }
-      switch (codes[c]) {
-        case C_NUMBER: {
-          const quoted = isQuotedNumber(line, k);
-          if (quoted) buf[p++] = QUOTE;
-          for (let b = line[k]!; k < n && b !== TAB; b = line[++k]!) buf[p++] = b;
-          if (quoted) buf[p++] = QUOTE;
-          break;
-        }
-        case C_STRING:
-          buf[p++] = QUOTE;
-          while (k < n) {
-            const b = line[k]!;
-            if (STOP[b] === 0) {
-              buf[p++] = b;
-              k++;
-            } else if (b === TAB) {
-              break;
-            } else if (b === QUOTE) {
-              buf[p++] = BACKSLASH, buf[p++] = QUOTE;
-              k++;
-            } else if (b === BACKSLASH) {
-              const e = line[k + 1]!;
-              if (e === 0x76) {
-                buf[p++] = BACKSLASH, buf[p++] = 0x75, buf[p++] = 0x30, buf[p++] = 0x30;
-                buf[p++] = 0x30, buf[p++] = 0x62; // \u000b
-              } else {
-                buf[p++] = BACKSLASH, buf[p++] = e;
-              }
-              k += 2;
-            } else {
-              buf[p++] = BACKSLASH, buf[p++] = 0x75, buf[p++] = 0x30, buf[p++] = 0x30;
-              buf[p++] = HEX[b >> 4]!, buf[p++] = HEX[b & 15]!;
-              k++;
-            }
-          }
-          buf[p++] = QUOTE;
-          break;
-        case C_BOOL:
-          if (line[k] === 0x74) {
-            buf[p++] = 0x74, buf[p++] = 0x72, buf[p++] = 0x75, buf[p++] = 0x65; // true
-          } else {
-            buf[p++] = 0x66, buf[p++] = 0x61, buf[p++] = 0x6c, buf[p++] = 0x73, buf[p++] = 0x65;
-          }
-          k++;
-          break;
-        case C_JSON:
-          while (k < n) {
-            const b = line[k]!;
-            if (b === TAB) break;
-            if (b !== BACKSLASH) {
-              buf[p++] = b;
-              k++;
-              continue;
-            }
-            const e = line[k + 1]!;
-            buf[p++] = e === 0x6e ? lf : e === 0x72 ? cr : e === 0x74 ? TAB : e;
-            k += 2;
-          }
-          break;
-        default: {
-          let stop = k;
-          while (stop < n && line[stop] !== TAB) stop++;
-          w.pos = p;
-          writeValue(w, this.#kinds[c]!, line, k, stop);
-          p = w.pos;
-          k = stop;
-        }
-      }
-    }
-    buf[p++] = 0x7d; // }
-    w.pos = p;
   }
 }
 
@@ -286,14 +185,16 @@ const C_NUMBER = 0;
 const C_BOOL = 1;
 const C_JSON = 2;
 const C_DATE = 3;
-const C_STRING = 4;
+const C_TIMESTAMP = 4;
+const C_TIMESTAMPTZ = 5;
+const C_STRING = 6;
 const CODES: Record<JsonKind, number> = {
   number: C_NUMBER,
   bool: C_BOOL,
   json: C_JSON,
   date: C_DATE,
-  timestamp: C_DATE,
-  timestamptz: C_DATE,
+  timestamp: C_TIMESTAMP,
+  timestamptz: C_TIMESTAMPTZ,
   string: C_STRING,
 };
 
@@ -304,30 +205,109 @@ interface Sink {
   readonly oneLine: boolean;
 }
 
-// Fields longer than this take the long path (lines too long for one reserve are written field by
-// field).
+// Fields longer than this are written as runs between escapes (room checked per run) rather than
+// with one reserve for their worst case.
 const SHORT = 1024;
 
-// A long field: numbers are copied in one piece; strings and json as runs of plain bytes between
-// escapes, so no room is reserved for a whole field's worst case.
-function writeLong(w: ChunkWriter, kind: JsonKind, line: Uint8Array, start: number, end: number) {
-  if (kind === "number") {
+function writeKey(s: Sink, key: Uint8Array): void {
+  const buf = s.buf;
+  let p = s.pos;
+  for (let j = 0; j < key.length; j++) buf[p++] = key[j]!;
+  s.pos = p;
+}
+
+// Writes the field starting at line[k] — up to the next tab or `end` — as JSON of the given kind
+// at s.pos (room reserved by the caller); returns where the field ended.
+function writeField(s: Sink, code: number, line: Uint8Array, k: number, end: number): number {
+  const buf = s.buf;
+  let p = s.pos;
+  if (line[k] === BACKSLASH && line[k + 1] === 0x4e && (k + 2 === end || line[k + 2] === TAB)) {
+    buf[p++] = 0x6e, buf[p++] = 0x75, buf[p++] = 0x6c, buf[p++] = 0x6c; // \N: null
+    s.pos = p;
+    return k + 2;
+  }
+  switch (code) {
+    case C_NUMBER: {
+      const quoted = isQuotedNumber(line, k);
+      if (quoted) buf[p++] = QUOTE;
+      for (let b = line[k]!; k < end && b !== TAB; b = line[++k]!) buf[p++] = b;
+      if (quoted) buf[p++] = QUOTE;
+      break;
+    }
+    case C_STRING:
+      buf[p++] = QUOTE;
+      s.pos = p;
+      k = escapeString(s, line, k, end);
+      p = s.pos;
+      buf[p++] = QUOTE;
+      break;
+    case C_BOOL:
+      if (line[k] === 0x74) {
+        buf[p++] = 0x74, buf[p++] = 0x72, buf[p++] = 0x75, buf[p++] = 0x65; // true
+      } else {
+        buf[p++] = 0x66, buf[p++] = 0x61, buf[p++] = 0x6c, buf[p++] = 0x73, buf[p++] = 0x65;
+      }
+      k++;
+      break;
+    case C_JSON:
+      s.pos = p;
+      k = unescapeJson(s, line, k, end);
+      p = s.pos;
+      break;
+    default: {
+      // Dates: "infinity"/"-infinity" are copied as they are; otherwise the first space is the
+      // date/time separator (ISO DateStyle: `YYYY-MM-DD HH:MM:SS[.f][±HH[:MM[:SS]]][ BC]`).
+      buf[p++] = QUOTE;
+      let space = -1;
+      if (code !== C_DATE) {
+        for (let j = k; j < end && line[j] !== TAB; j++) {
+          if (line[j] === SPACE) {
+            space = j;
+            break;
+          }
+        }
+      }
+      if (space !== -1) {
+        for (; k < space; k++) buf[p++] = line[k]!;
+        buf[p++] = 0x54; // T
+        k++;
+        if (code === C_TIMESTAMPTZ) {
+          // The offset starts at the first sign after HH:MM:SS and runs to the end or " BC".
+          let sign = k + 8;
+          while (sign < end && line[sign] !== 0x2b && line[sign] !== 0x2d) sign++;
+          let tzEnd = sign + 1;
+          while (tzEnd < end && line[tzEnd] !== SPACE && line[tzEnd] !== TAB) tzEnd++;
+          for (; k < tzEnd; k++) buf[p++] = line[k]!;
+          // ISO prints a whole-hour offset as ±HH; row_to_json as ±HH:MM.
+          if (tzEnd - sign === 3) buf[p++] = 0x3a, buf[p++] = 0x30, buf[p++] = 0x30;
+        }
+      }
+      for (let b = line[k]!; k < end && b !== TAB; b = line[++k]!) buf[p++] = b;
+      buf[p++] = QUOTE;
+    }
+  }
+  s.pos = p;
+  return k;
+}
+
+// A long field: numbers (numeric has up to 147,455 digits) copied across chunks as they are; strings
+// and json as runs of bytes that need no escape, one native copy each, with each escape on its
+// own. Dates and booleans are never long.
+function writeLong(w: ChunkWriter, code: number, line: Uint8Array, start: number, end: number) {
+  if (code === C_NUMBER) {
     const quoted = isQuotedNumber(line, start);
     if (quoted) w.writeByte(QUOTE);
     w.write(plain(line).subarray(start, end));
     if (quoted) w.writeByte(QUOTE);
     return;
   }
-  if (kind !== "string" && kind !== "json") {
-    // Dates and booleans are never long; kept general all the same.
+  if (code !== C_STRING && code !== C_JSON) {
     w.reserve((end - start) * GROWTH + 8);
-    writeValue(w, kind, line, start, end);
+    writeField(w, code, line, start, end);
     return;
   }
-  // Runs of bytes that need no escape go out with one native copy each (across chunks as needed);
-  // each escape is written on its own.
   const bytes = plain(line);
-  const json = kind === "json";
+  const json = code === C_JSON;
   if (!json) w.writeByte(QUOTE);
   let k = start;
   while (k < end) {
@@ -378,25 +358,19 @@ function isQuotedNumber(line: Uint8Array, start: number): boolean {
   return first === 0x4e || first === 0x49 || (first === 0x2d && line[start + 1] === 0x49);
 }
 
-// From this many plain bytes on, one native copy beats a copy loop.
-const LONG_RUN = 64;
-
-// Escapes COPY text line[k, to) as JSON string content at s.pos (room reserved by the caller);
-// returns where it stopped (past `to` by one when `to` split an escape).
+// Escapes COPY text from line[k] as JSON string content at s.pos (room reserved by the caller),
+// up to a tab (the field's end) or `to`; returns where it stopped (past `to` by one when `to`
+// split an escape).
 function escapeString(s: Sink, line: Uint8Array, k: number, to: number): number {
   const buf = s.buf;
   let p = s.pos;
   while (k < to) {
     const b = line[k]!;
     if (STOP[b] === 0) {
-      const run = k;
-      while (++k < to && STOP[line[k]!] === 0);
-      if (k - run >= LONG_RUN) {
-        buf.set(line.subarray(run, k), p);
-        p += k - run;
-      } else {
-        for (let r = run; r < k; r++) buf[p++] = line[r]!;
-      }
+      buf[p++] = b;
+      k++;
+    } else if (b === TAB) {
+      break;
     } else if (b === QUOTE) {
       buf[p++] = BACKSLASH, buf[p++] = QUOTE;
       k++;
@@ -421,9 +395,9 @@ function escapeString(s: Sink, line: Uint8Array, k: number, to: number): number 
   return k;
 }
 
-// Undoes COPY's escapes in json text line[k, to) at s.pos; the JSON text itself holds no raw
-// control bytes but whitespace, and its line breaks become spaces for a oneLine writer. Returns
-// where it stopped, as escapeString.
+// Undoes COPY's escapes in json text from line[k] at s.pos, up to a tab or `to`: the JSON text
+// itself holds no raw control bytes but whitespace, and its line breaks become spaces for a
+// oneLine writer. Returns where it stopped, as escapeString.
 function unescapeJson(s: Sink, line: Uint8Array, k: number, to: number): number {
   const buf = s.buf;
   const lf = s.oneLine ? SPACE : LF;
@@ -431,6 +405,7 @@ function unescapeJson(s: Sink, line: Uint8Array, k: number, to: number): number 
   let p = s.pos;
   while (k < to) {
     const b = line[k]!;
+    if (b === TAB) break;
     if (b !== BACKSLASH) {
       buf[p++] = b;
       k++;
@@ -442,64 +417,4 @@ function unescapeJson(s: Sink, line: Uint8Array, k: number, to: number): number 
   }
   s.pos = p;
   return k;
-}
-
-// Writes line[start, end) as JSON of the given kind at w.pos; room was reserved by the caller.
-function writeValue(w: Sink, kind: JsonKind, line: Uint8Array, start: number, end: number) {
-  const buf = w.buf;
-  let p = w.pos;
-  switch (kind) {
-    case "number": {
-      const quoted = isQuotedNumber(line, start);
-      if (quoted) buf[p++] = QUOTE;
-      for (let k = start; k < end; k++) buf[p++] = line[k]!;
-      if (quoted) buf[p++] = QUOTE;
-      break;
-    }
-    case "bool":
-      if (line[start] === 0x74) {
-        buf[p++] = 0x74, buf[p++] = 0x72, buf[p++] = 0x75, buf[p++] = 0x65; // true
-      } else {
-        buf[p++] = 0x66, buf[p++] = 0x61, buf[p++] = 0x6c, buf[p++] = 0x73, buf[p++] = 0x65;
-      }
-      break;
-    case "json":
-      w.pos = p;
-      unescapeJson(w, line, start, end);
-      return;
-    case "date":
-    case "timestamp":
-    case "timestamptz": {
-      buf[p++] = QUOTE;
-      let k = start;
-      // "infinity"/"-infinity" are copied as they are; otherwise the first space is the date/time
-      // separator.
-      const space = kind === "date" ? -1 : indexOf.call(line, SPACE, start);
-      if (space !== -1 && space < end) {
-        for (; k < space; k++) buf[p++] = line[k]!;
-        buf[p++] = 0x54; // T
-        k++;
-        if (kind === "timestamptz") {
-          // The offset starts at the first sign after HH:MM:SS and runs to the end or " BC".
-          let sign = k + 8;
-          while (sign < end && line[sign] !== 0x2b && line[sign] !== 0x2d) sign++;
-          let tzEnd = sign + 1;
-          while (tzEnd < end && line[tzEnd] !== SPACE) tzEnd++;
-          for (; k < tzEnd; k++) buf[p++] = line[k]!;
-          // ISO prints a whole-hour offset as ±HH; row_to_json as ±HH:MM.
-          if (tzEnd - sign === 3) buf[p++] = 0x3a, buf[p++] = 0x30, buf[p++] = 0x30;
-        }
-      }
-      for (; k < end; k++) buf[p++] = line[k]!;
-      buf[p++] = QUOTE;
-      break;
-    }
-    default:
-      buf[p++] = QUOTE;
-      w.pos = p;
-      escapeString(w, line, start, end);
-      w.buf[w.pos++] = QUOTE;
-      return;
-  }
-  w.pos = p;
 }

@@ -199,3 +199,21 @@ test("CopyJsonEncoder escapes strings short and long (the long path skips plain 
     { numRuns: 300 },
   );
 });
+
+test("streamNdjson() through COPY renders fields longer than a chunk like row_to_json", async () => {
+  const admin = connect().sql;
+  const { sql, app, took } = recorded();
+  try {
+    // A 100,000-digit numeric (copied across chunks), a long string with escapes, long json, and
+    // short fields around them on the same line.
+    const q = `select 1 as id, repeat('9', 100000)::numeric as n, repeat(e'x"\\\\\\t', 40000) as s,
+      ('[' || repeat('"a\\\\n",', 30000) || '0]')::json as j, 'NaN'::numeric as nan, true as b`;
+    const ours = utf8((await collect(streamNdjson(sql, q))).bytes);
+    assert.equal(took(), "copy");
+    assert.equal(ours, ndjson(await rowJsonTexts(sql, q)));
+    await assertClean(sql, app, admin);
+  } finally {
+    await endPool(sql).catch(() => {});
+    await endPool(admin);
+  }
+});
