@@ -1,6 +1,5 @@
 import { ChunkWriter } from "./formats/_chunk_writer.ts";
 import { JsonArrayEncoder } from "./formats/json_array.ts";
-import { withFormatDefaults } from "./formats/format_options.ts";
 import type { StreamOptions } from "./options.ts";
 import { streamEncoded } from "./formats/_encode_stream.ts";
 import type { Database, DatabaseQuery } from "./sources/open_source.ts";
@@ -39,14 +38,5 @@ export function streamJsonArray(
   query: DatabaseQuery,
   options?: StreamOptions,
 ): ReadableStream<Uint8Array> {
-  const opts = withFormatDefaults(options);
-  return streamEncoded(
-    sql,
-    query,
-    opts,
-    "json",
-    new JsonArrayEncoder(),
-    new ChunkWriter(),
-    options,
-  );
+  return streamEncoded(sql, query, options, new JsonArrayEncoder(), new ChunkWriter());
 }

@@ -1,6 +1,5 @@
 import { ChunkWriter } from "./formats/_chunk_writer.ts";
 import { ndjsonEncoder } from "./formats/ndjson.ts";
-import { withFormatDefaults } from "./formats/format_options.ts";
 import type { StreamOptions } from "./options.ts";
 import { streamEncoded } from "./formats/_encode_stream.ts";
 import type { Database, DatabaseQuery } from "./sources/open_source.ts";
@@ -43,7 +42,11 @@ export function streamNdjson(
   query: DatabaseQuery,
   options?: StreamOptions,
 ): ReadableStream<Uint8Array> {
-  const opts = withFormatDefaults(options);
-  const writer = new ChunkWriter(undefined, { oneLine: true });
-  return streamEncoded(sql, query, opts, "json", ndjsonEncoder, writer, options);
+  return streamEncoded(
+    sql,
+    query,
+    options,
+    ndjsonEncoder,
+    new ChunkWriter(undefined, { oneLine: true }),
+  );
 }

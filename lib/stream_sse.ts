@@ -1,6 +1,5 @@
 import { ChunkWriter } from "./formats/_chunk_writer.ts";
 import { SseEncoder } from "./formats/sse.ts";
-import { withFormatDefaults } from "./formats/format_options.ts";
 import type { StreamOptions } from "./options.ts";
 import { streamEncoded } from "./formats/_encode_stream.ts";
 import type { Database, DatabaseQuery } from "./sources/open_source.ts";
@@ -52,14 +51,6 @@ export function streamSse(
   query: DatabaseQuery,
   options?: StreamOptions,
 ): ReadableStream<Uint8Array> {
-  const opts = withFormatDefaults(options);
-  return streamEncoded(
-    sql,
-    query,
-    opts,
-    "json",
-    new SseEncoder(),
-    new ChunkWriter(undefined, { oneLine: true }),
-    options,
-  );
+  const writer = new ChunkWriter(undefined, { oneLine: true });
+  return streamEncoded(sql, query, options, new SseEncoder(), writer);
 }

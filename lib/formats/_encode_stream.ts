@@ -2,30 +2,51 @@ import { createSourceStream } from "../_source_stream.ts";
 import type { StreamOptions } from "../options.ts";
 import { openSource } from "../sources/open_source.ts";
 import type { Database, DatabaseQuery } from "../sources/open_source.ts";
-import type { RawRow, SourceOutput } from "../sources/postgres_cursor.ts";
+import type { RawRow } from "../sources/postgres_cursor.ts";
 import type { ChunkWriter } from "./_chunk_writer.ts";
-import { copySizing } from "./format_options.ts";
+import { copySizing, withFormatDefaults } from "./format_options.ts";
 
-/** Writes a row's single value as the format's text for it (a JSON row: its JSON text). */
-export type ValueWriter = (writer: ChunkWriter, value: Uint8Array) => void;
+/**
+ * Writes a row's single value, `bytes[start, end)`, as the format's text for it (a JSON row: its
+ * JSON text).
+ */
+export type ValueWriter = (
+  writer: ChunkWriter,
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+) => void;
 
 /**
  * Writes the value as it is (as text: in a `oneLine` writer its raw CR/LF become spaces).
  *
  * @param writer Where to write.
- * @param value The bytes.
+ * @param bytes Holds the value.
+ * @param start Where it starts.
+ * @param end Where it ends.
  */
-export function writeAsIs(writer: ChunkWriter, value: Uint8Array): void {
-  writer.writeText(value);
+export function writeAsIs(
+  writer: ChunkWriter,
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+): void {
+  writer.writeText(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end));
 }
 
 /** What a byte format writes for each row, after each batch and after the last one. */
 export interface RowEncoder {
   /**
-   * Writes one row; `writeValue` writes its value as the row's text (with `json` output: the row's
-   * JSON text, which a source reading through COPY renders from COPY text).
+   * Writes one row, whose value is `bytes[start, end)`; `writeValue` writes it as the row's JSON
+   * text (as it is from the server's `row_to_json`, or rendered from a line of COPY text).
    */
-  writeRow(writer: ChunkWriter, value: Uint8Array, writeValue: ValueWriter): void;
+  writeRow(
+    writer: ChunkWriter,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    writeValue: ValueWriter,
+  ): void;
   /** Writes what ends a batch (called after each batch's rows). */
   endBatch?(writer: ChunkWriter): void;
   /** Writes the closing bytes once the last batch was written (never after an error). */
@@ -33,20 +54,19 @@ export interface RowEncoder {
 }
 
 /**
- * The shared body of the JSON byte formats: opens the source with `json` rows — through `COPY`
- * when the query allows it, each row then written by `encoder` as it arrives off the socket — and
- * streams each batch into `writer`'s ≤ 64 KiB chunks, keeping the engine's tuning and cleanup.
- * `options` already carry the format defaults; `userOptions` are the caller's own.
+ * The shared body of the JSON byte formats (NDJSON, JSON array, SSE): applies the formats'
+ * defaults, opens the source with `json` rows — through `COPY` when the query allows it — writes
+ * each row with `encoder` as it arrives off the socket, and streams each batch in `writer`'s
+ * ≤ 64 KiB chunks, keeping the engine's tuning and cleanup.
  */
 export function streamEncoded(
   sql: Database,
   query: DatabaseQuery,
-  options: StreamOptions,
-  output: SourceOutput,
+  userOptions: StreamOptions | undefined,
   encoder: RowEncoder,
   writer: ChunkWriter,
-  userOptions: StreamOptions | undefined,
 ): ReadableStream<Uint8Array> {
+  const options = withFormatDefaults(userOptions);
   let viaCopy = false;
   // A cursor's rows are written as each arrives off the wire too (the driver's views of them die
   // young), unless a step after the fetch still needs them: includes are spliced into the rows,
@@ -56,39 +76,32 @@ export function streamEncoded(
     () =>
       openSource<unknown>(sql, query, {
         ...options,
-        output,
+        output: "json",
         ...(direct
           ? {
             mapRow: (raw: RawRow) => {
-              encoder.writeRow(writer, raw[0]!, writeAsIs);
+              const value = raw[0]!;
+              encoder.writeRow(writer, value, 0, value.length, writeAsIs);
               return null;
             },
           }
           : {}),
-        copyAs: output === "json" && options.copy !== false
-          ? {
-            format: "json",
-            sink: (encoding) => {
-              if (encoding.format !== "json") throw new TypeError("a JSON COPY was asked for");
-              viaCopy = true;
-              const writeJson = encoding.writeJson;
-              // The encoder hands the row's bytes back to writeValue; the range rides along here.
-              let from = 0;
-              let to = 0;
-              const writeValue: ValueWriter = (w, value) => writeJson(w, value, from, to);
-              return (bytes, start, end) => {
-                from = start, to = end;
-                encoder.writeRow(writer, bytes, writeValue);
-              };
-            },
-          }
-          : undefined,
+        copyAs: options.copy === false ? undefined : {
+          format: "json",
+          sink: (encoding) => {
+            if (encoding.format !== "json") throw new TypeError("a JSON COPY was asked for");
+            viaCopy = true;
+            const writeJson = encoding.writeJson;
+            return (bytes, start, end) => encoder.writeRow(writer, bytes, start, end, writeJson);
+          },
+        },
       }),
     options,
     (controller, rows) => {
       if (!direct) {
         for (let r = 0; r < rows.length; r++) {
-          encoder.writeRow(writer, (rows[r] as RawRow)[0]!, writeAsIs);
+          const value = (rows[r] as RawRow)[0]!;
+          encoder.writeRow(writer, value, 0, value.length, writeAsIs);
         }
       }
       encoder.endBatch?.(writer);

@@ -17,13 +17,21 @@ export class JsonArrayEncoder implements RowEncoder {
    * Writes a row, opening the array before the first one.
    *
    * @param w Where to write.
-   * @param value The row's value.
+   * @param bytes Holds the row's value at `[start, end)`.
+   * @param start Where the value starts.
+   * @param end Where it ends.
    * @param writeValue Writes the value as the row's JSON text.
    */
-  writeRow(w: ChunkWriter, value: Uint8Array, writeValue: ValueWriter): void {
+  writeRow(
+    w: ChunkWriter,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    writeValue: ValueWriter,
+  ): void {
     if (this.#rows++ === 0) w.writeByte(OPEN);
     else w.writeByte(COMMA), w.writeByte(LF);
-    writeValue(w, value);
+    writeValue(w, bytes, start, end);
   }
 
   /**

@@ -7,8 +7,8 @@ import type { RowEncoder, ValueWriter } from "./_encode_stream.ts";
  * stays on one line (the writer must be in `oneLine` mode).
  */
 export const ndjsonEncoder: RowEncoder = {
-  writeRow(w: ChunkWriter, value: Uint8Array, writeValue: ValueWriter): void {
-    writeValue(w, value);
+  writeRow(w: ChunkWriter, bytes: Uint8Array, start: number, end: number, write: ValueWriter) {
+    write(w, bytes, start, end);
     w.newline();
   },
 };

@@ -32,10 +32,18 @@ export class SseEncoder implements RowEncoder {
    * row.
    *
    * @param w Where to write; must be in `oneLine` mode (row texts may hold raw line breaks).
-   * @param value The row's value.
+   * @param bytes Holds the row's value at `[start, end)`.
+   * @param start Where the value starts.
+   * @param end Where it ends.
    * @param writeValue Writes the value as the row's JSON text.
    */
-  writeRow(w: ChunkWriter, value: Uint8Array, writeValue: ValueWriter): void {
+  writeRow(
+    w: ChunkWriter,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    writeValue: ValueWriter,
+  ): void {
     if (this.#inEvent) {
       w.writeByte(COMMA);
       w.newline();
@@ -47,7 +55,7 @@ export class SseEncoder implements RowEncoder {
       w.writeByte(OPEN);
       this.#inEvent = true;
     }
-    writeValue(w, value);
+    writeValue(w, bytes, start, end);
     this.#rows++;
   }
 

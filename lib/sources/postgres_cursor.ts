@@ -115,7 +115,7 @@ export type CopyEncoding =
   | {
     format: "json";
     /** Writes the `row_to_json` text (no line end) of the COPY text line `line[start, end)`. */
-    writeJson(w: ChunkWriter, line: Uint8Array, start?: number, end?: number): void;
+    writeJson(w: ChunkWriter, line: Uint8Array, start: number, end: number): void;
   };
 
 /** What each raw row holds: the query's columns, or one `row_to_json` text. */
@@ -471,7 +471,7 @@ async function planCopy(
     columns,
     encoding: {
       format: "json",
-      writeJson: (w, line, start, end) => encoder.writeLine(w, line, start, end),
+      writeJson: encoder.writeLine.bind(encoder),
     },
   };
 }
