@@ -329,23 +329,36 @@ export async function openPostgresCursor<T = RawRow>(
     );
   }
 
-  // postgres.js 3.4.9 settles a COPY query (active = false) once the COPY stream starts, after
-  // which Query#cancel() no longer sends a cancel request but marks the query cancelled. The pool's
-  // canceller is called directly, the query flagged active for that synchronous call.
-  function interruptCopy(): void {
-    const q = copyQuery as unknown as {
-      active?: boolean;
-      canceller?: ((q: unknown) => unknown) | null;
-    } | undefined;
-    const canceller = q?.canceller;
-    if (!q || copy?.ended || cancelling !== undefined || typeof canceller !== "function") return;
+  // Sends the one cancel request of this source for `q`. One per source: a second one (a
+  // disconnect cancels the body and aborts the request's signal) can land on the ROLLBACK after
+  // the first was awaited, leaving the transaction aborted on a connection returned to the pool.
+  // postgres.js 3.4.9: Query#cancel() returns null, not the pool's cancel promise, which settles
+  // once the server has signalled the backend; end() must wait for that, or the signal can land on
+  // the next statement of the connection's next user. So the canceller is called directly (and
+  // cleared, as cancel() itself does). The canceller only sends a request for an `active` query;
+  // a COPY query counts as settled once its stream started, so `running` flags it for the call.
+  function cancelOnce(query: unknown, running: boolean): void {
+    const q = query as
+      | { active?: boolean; canceller?: ((q: unknown) => unknown) | null; cancel(): unknown }
+      | undefined;
+    if (!q || cancelling !== undefined) return;
+    const canceller = q.canceller;
+    if (typeof canceller !== "function") {
+      cancelling = Promise.resolve(q.cancel()).catch(() => {});
+      return;
+    }
     q.canceller = null;
-    q.active = true;
+    const active = q.active;
+    if (running) q.active = true;
     try {
       cancelling = Promise.resolve(canceller(q)).catch(() => {});
     } finally {
-      q.active = false;
+      q.active = active;
     }
+  }
+
+  function interruptCopy(): void {
+    if (!copy?.ended) cancelOnce(copyQuery, true);
   }
 
   if (copy) {
@@ -396,24 +409,8 @@ export async function openPostgresCursor<T = RawRow>(
       // over a microtask later) marks it cancelled, and the reserved connection then refuses it and
       // wedges: every later query on it, our ROLLBACK included, waits forever. Only a query the
       // server is running (`active`) is cancelled; any other finishes on its own before close().
-      const q = current as unknown as
-        | { active?: boolean; canceller?: ((q: unknown) => unknown) | null; cancel(): unknown }
-        | undefined;
-      // One cancel per cursor: a second one (a disconnect cancels the body and aborts the request's
-      // signal) can land on the ROLLBACK after the first was awaited, leaving the transaction
-      // aborted on a connection returned to the pool.
-      if (q?.active === true && cancelling === undefined) {
-        // postgres.js 3.4.9: Query#cancel() returns null, not the pool's cancel promise, which
-        // settles once the server has signalled the backend; end() must wait for that, or the
-        // signal can land on the next statement of the connection's next user. So the canceller
-        // is called directly (and cleared, as cancel() itself does).
-        const canceller = q.canceller;
-        if (typeof canceller === "function") {
-          q.canceller = null;
-          cancelling = Promise.resolve(canceller(q)).catch(() => {});
-        } else {
-          cancelling = Promise.resolve(q.cancel()).catch(() => {});
-        }
+      if ((current as { active?: boolean } | undefined)?.active === true) {
+        cancelOnce(current, false);
       }
     },
     query(query: SqlQuery): Promise<RawBatchRows> {
