@@ -1,4 +1,5 @@
 // Shared helpers for tests that talk to the real PostgreSQL. Not a test file (leading underscore).
+import assert from "node:assert/strict";
 import process from "node:process";
 import postgres from "postgres";
 
@@ -74,4 +75,29 @@ export async function endPool(sql: Sql, timeoutMs = 5000): Promise<void> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Whether a stream failed because its backend was killed or its connection closed under it. */
+export function isConnectionLoss(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code ?? "";
+  return ["57P01", "CONNECTION_CLOSED", "CONNECTION_DESTROYED", "ECONNRESET", "EPIPE"].includes(
+    code,
+  );
+}
+
+/**
+ * Asserts that a pool whose connection was killed serves queries again: the dead connection
+ * reconnects on demand. (postgres.js 3.4.9 may hand the FATAL 57P01 it read late to the next
+ * query: one such failure is allowed.)
+ */
+export async function assertPoolRecovers(sql: Sql): Promise<void> {
+  let one: unknown;
+  for (let i = 0; i < 2 && one === undefined; i++) {
+    try {
+      one = (await sql`select 1 as one`)[0]!.one;
+    } catch (e) {
+      assert.equal((e as { code?: string }).code, "57P01");
+    }
+  }
+  assert.equal(one, 1);
 }
