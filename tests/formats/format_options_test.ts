@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  copySizing,
   DEFAULT_FORMAT_TARGET_BATCH_BYTES,
   withFormatDefaults,
 } from "../../lib/formats/format_options.ts";
@@ -18,4 +19,12 @@ test("withFormatDefaults() sets targetBatchBytes to 64 KiB, firstBatchRows and m
   assert.equal(withFormatDefaults({ maxBatchRows: 3 }).minBatchRows, 3);
   assert.equal(withFormatDefaults({ minBatchRows: 1 }).minBatchRows, 1);
   assert.throws(() => withFormatDefaults(42 as unknown as object), TypeError);
+});
+
+test("copySizing() starts COPY reads with one row and no minimum, unless the caller set them", () => {
+  assert.deepEqual(copySizing(undefined), { firstBatchRows: 1, minBatchRows: 1 });
+  assert.deepEqual(copySizing({ targetBatchBytes: 1000 }), { firstBatchRows: 1, minBatchRows: 1 });
+  assert.deepEqual(copySizing({ firstBatchRows: 50 }), { minBatchRows: 1 });
+  assert.deepEqual(copySizing({ minBatchRows: 5 }), { firstBatchRows: 1 });
+  assert.equal(copySizing({ firstBatchRows: 50, minBatchRows: 5 }), undefined);
 });
