@@ -26,10 +26,12 @@ const indexOf = Uint8Array.prototype.indexOf;
  * driver's buffers die young and nothing is queued): the stream flows while a read wants rows and
  * is paused otherwise, so the server is held back by TCP once the socket buffers fill.
  *
- * PostgreSQL sends one CopyData message per row, and postgres.js pushes each message as one chunk,
- * so a chunk is a row. In `"lines"` mode (COPY text format, where a raw line feed only ends a row)
- * chunks are also split on line feeds, so rows stay exact whatever the chunking; in `"chunks"`
- * mode (CSV, whose quoted values may hold line feeds) chunks are taken as rows.
+ * PostgreSQL sends one CopyData message per row (the protocol says "always one per row"), and
+ * postgres.js pushes each message as one chunk, so a chunk is a row. In `"lines"` mode (COPY text
+ * format, where a raw line feed only ends a row) a chunk ending in a line feed is taken as a row
+ * without a scan, and any other chunk is split on line feeds, so rows stay exact whatever the
+ * chunking; in `"chunks"` mode (CSV, whose quoted values may hold line feeds) chunks are taken as
+ * rows.
  */
 export class CopyReader {
   readonly #readable: CopyReadable;
@@ -82,6 +84,12 @@ export class CopyReader {
     const onRow = this.#onRow;
     if (!this.#lines) {
       onRow(chunk, 0, chunk.length);
+      this.#count++;
+      this.#bytes += chunk.length;
+    } else if (this.#partial === undefined && chunk[chunk.length - 1] === LF) {
+      // The usual chunk: one CopyData message, which the protocol makes exactly one row ("always
+      // one per row"), and a raw line feed only ends a row in text format — no scan needed.
+      onRow(chunk, 0, chunk.length - 1);
       this.#count++;
       this.#bytes += chunk.length;
     } else {

@@ -3,6 +3,9 @@
 // surface the error — through real slow readers, stalled readers, cancels and killed backends.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { Readable } from "node:stream";
+import { CopyReader } from "../../lib/sources/_copy_reader.ts";
 import { SluiceError, streamCsv, streamNdjson } from "../../mod.ts";
 import {
   assertPoolRecovers,
@@ -242,3 +245,30 @@ test(
     }
   },
 );
+
+test("CopyReader in lines mode gives exact rows, one per CopyData message or split across chunks", async () => {
+  const text = "1\ta\n22\tbb\n333\t\\N\n4444\tdd\n";
+  const expected = ["1\ta", "22\tbb", "333\t\\N", "4444\tdd"];
+  const bytes = new TextEncoder().encode(text);
+  // One row a chunk (what PostgreSQL sends: "always one per row"), then chunkings a proxy could
+  // make: rows split mid-line, several rows in a chunk that ends inside a row, a chunk that starts
+  // inside a row and ends with several whole ones.
+  const splits = [[4, 10, 17], [6], [1], [3, 7], [2, 4, 13, 20], [13, 20, 21]];
+  for (const cuts of splits) {
+    const readable = new Readable({ read() {} });
+    const rows: string[] = [];
+    const reader = new CopyReader(readable, "lines", (b, start, end) => {
+      rows.push(new TextDecoder().decode(b.subarray(start, end)));
+    });
+    let from = 0;
+    for (const cut of [...cuts, bytes.length]) {
+      readable.push(Buffer.from(bytes.subarray(from, cut)));
+      from = cut;
+    }
+    readable.push(null);
+    const batch = await reader.read(100);
+    assert.deepEqual(rows, expected, `cuts ${cuts}`);
+    assert.equal(batch.count, 4);
+    assert.equal(batch.bytes, bytes.length);
+  }
+});
