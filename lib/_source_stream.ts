@@ -120,7 +120,7 @@ export function createSourceStream<T, O>(
         const late = failed();
         if (late) throw late.error;
         const count = batch.count ?? batch.rows.length;
-        const done = count < wanted;
+        const done = batch.done ?? count < wanted;
         const next = done ? 0 : tuner.record(count, batch.bytes);
         onBatch?.({
           index: index++,

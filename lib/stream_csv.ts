@@ -1,7 +1,7 @@
 import { createSourceStream } from "./_source_stream.ts";
 import { ChunkWriter } from "./formats/_chunk_writer.ts";
 import { CsvEncoder } from "./formats/csv.ts";
-import { copySizing, withFormatDefaults } from "./formats/format_options.ts";
+import { copySizing, endsAtFullChunk, withFormatDefaults } from "./formats/format_options.ts";
 import { writeOnArrival } from "./formats/_encode_stream.ts";
 import type { StreamOptions } from "./options.ts";
 import { openSource } from "./sources/open_source.ts";
@@ -61,6 +61,7 @@ export function streamCsv(
     );
   }
   const header = options?.header ?? true;
+  const byChunk = endsAtFullChunk(options);
   const writer = new ChunkWriter();
   let source: PostgresSource<unknown> | undefined;
   let encoder: CsvEncoder | undefined;
@@ -94,6 +95,7 @@ export function streamCsv(
             return (bytes, from, to) => {
               encoder ??= start();
               writer.write(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to));
+              return byChunk && writer.hasFullChunk;
             };
           },
         },
@@ -102,11 +104,12 @@ export function streamCsv(
     (controller, rows) => {
       encoder ??= start();
       if (!direct) encoder.writeRows(writer, rows as RawRow[]);
-      writer.flushTo(controller);
+      // A COPY batch ends at a full chunk: the few bytes after it wait for the next batch rather
+      // than going out as a chunk of their own.
+      writer.flushTo(controller, viaCopy && byChunk);
     },
     (controller) => {
-      if (encoder) return;
-      encoder = start();
+      encoder ??= start();
       writer.flushTo(controller);
     },
     () => viaCopy ? copySizing(options) : undefined,

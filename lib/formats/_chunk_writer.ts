@@ -49,6 +49,15 @@ export class ChunkWriter {
     return this.#size;
   }
 
+  /**
+   * Whether a whole chunk is written and waiting to be taken: a source that can end its read at
+   * any row (`COPY`) ends it here, so that {@linkcode take} hands out whole chunks and copies only
+   * the few bytes written since.
+   */
+  get hasFullChunk(): boolean {
+    return this.#full.length > 0;
+  }
+
   /** Whether raw CR and LF written as text become spaces (see {@linkcode ChunkWriterOptions}). */
   get oneLine(): boolean {
     return this.#lineEnds !== undefined;
@@ -130,13 +139,16 @@ export class ChunkWriter {
 
   /**
    * Returns the chunks written since the last call: full chunks as they are, the partly filled
-   * one as a copy (its buffer is reused).
+   * one as a copy (its buffer is reused) — or, with `holdPart` and at least one full chunk to
+   * return, left where it is for a later call.
    *
+   * @param holdPart Keep a partly filled chunk back when full chunks go out.
    * @returns The chunks, possibly none.
    */
-  take(): Uint8Array[] {
+  take(holdPart = false): Uint8Array[] {
     const out = this.#full;
     this.#full = [];
+    if (holdPart && out.length > 0) return out;
     this.#seal();
     if (this.pos > 0) {
       out.push(this.buf.slice(0, this.pos));
@@ -146,12 +158,13 @@ export class ChunkWriter {
   }
 
   /**
-   * Enqueues the chunks written since the last call.
+   * Enqueues the chunks written since the last call (see {@linkcode take}).
    *
    * @param controller The stream's controller.
+   * @param holdPart Keep a partly filled chunk back when full chunks go out.
    */
-  flushTo(controller: ReadableStreamDefaultController<Uint8Array>): void {
-    for (const chunk of this.take()) controller.enqueue(chunk);
+  flushTo(controller: ReadableStreamDefaultController<Uint8Array>, holdPart = false): void {
+    for (const chunk of this.take(holdPart)) controller.enqueue(chunk);
   }
 
   // oneLine mode: turns every CR/LF in the chunk into a space, then puts back the line ends.

@@ -4,7 +4,7 @@ import { openSource } from "../sources/open_source.ts";
 import type { Database, DatabaseQuery } from "../sources/open_source.ts";
 import type { RawRow } from "../sources/postgres_cursor.ts";
 import type { ChunkWriter } from "./_chunk_writer.ts";
-import { copySizing, withFormatDefaults } from "./format_options.ts";
+import { copySizing, endsAtFullChunk, withFormatDefaults } from "./format_options.ts";
 
 /**
  * Writes a row's single value, `bytes[start, end)`, as the format's text for it (a JSON row: its
@@ -67,6 +67,8 @@ export function streamEncoded(
   writer: ChunkWriter,
 ): ReadableStream<Uint8Array> {
   const options = withFormatDefaults(userOptions);
+  const byChunk = endsAtFullChunk(userOptions);
+  let holdPart = false;
   let viaCopy = false;
   // A cursor's rows are written as each arrives off the wire too (the driver's views of them die
   // young), unless a step after the fetch still needs them: includes are spliced into the rows,
@@ -91,8 +93,13 @@ export function streamEncoded(
           sink: (encoding) => {
             if (encoding.format !== "json") throw new TypeError("a JSON COPY was asked for");
             viaCopy = true;
+            holdPart = byChunk && encoder.endBatch === undefined;
             const writeJson = encoding.writeJson;
-            return (bytes, start, end) => encoder.writeRow(writer, bytes, start, end, writeJson);
+            // A read ends once a chunk is full (see endsAtFullChunk).
+            return (bytes, start, end) => {
+              encoder.writeRow(writer, bytes, start, end, writeJson);
+              return byChunk && writer.hasFullChunk;
+            };
           },
         },
       }),
@@ -105,14 +112,14 @@ export function streamEncoded(
         }
       }
       encoder.endBatch?.(writer);
+      // A COPY batch ends at a full chunk: the few bytes after it wait for the next batch rather
+      // than going out as a chunk of their own (not for SSE, whose batches are whole events).
+      writer.flushTo(controller, holdPart);
+    },
+    (controller) => {
+      encoder.writeEnd?.(writer);
       writer.flushTo(controller);
     },
-    encoder.writeEnd
-      ? (controller) => {
-        encoder.writeEnd!(writer);
-        writer.flushTo(controller);
-      }
-      : undefined,
     () => viaCopy ? copySizing(userOptions) : undefined,
   );
 }

@@ -24,25 +24,48 @@ export const DEFAULT_FORMAT_FIRST_BATCH_ROWS = 10;
  */
 export const DEFAULT_FORMAT_MIN_BATCH_ROWS = 10;
 
+/** What {@linkcode copySizing} changes. */
+export interface CopySizing {
+  firstBatchRows?: number;
+  minBatchRows?: number;
+  targetBatchBytes?: number;
+}
+
 /**
  * The sizing a format switches to once its source reads through `COPY`, for what the caller did
- * not set: a first batch of one row and no minimum row count. A read there costs no round trip
- * (the rows are already flowing), so a batch of rows only delays and holds bytes: the first row
- * goes out as soon as it arrives (the cursor's first batch of ten 200 KB rows meant 2 MB encoded,
- * in a fresh process by code the JIT had not compiled yet, before the first byte: 45–57 ms), and
- * the cursor's minimum of {@linkcode DEFAULT_FORMAT_MIN_BATCH_ROWS} rows would only hold wide rows
- * in memory. Narrow rows still reach the byte target within three batches (1 → 32 → 1,024 rows).
+ * not set. A read there costs no round trip (the rows are already flowing), so a batch of rows
+ * only delays and holds bytes:
+ *
+ * - the first batch is one row, so the first byte leaves as soon as a row arrived (the cursor's
+ *   ten rows of 200 KB meant 2 MB encoded before it, by code the JIT had not compiled yet in a
+ *   fresh process: 45–57 ms);
+ * - there is no minimum row count (the cursor's would only hold wide rows in memory);
+ * - a batch ends once a whole 64 KiB output chunk is written (see {@linkcode endsAtFullChunk});
+ *   the byte target only caps it, at twice the default, so that the chunk comes first: the
+ *   stream then hands out whole chunks instead of copying a part-filled one after every batch.
+ *
+ * Narrow rows reach full batches within three reads (1 → 32 → 1,024 rows).
  *
  * @param options The caller's options.
  * @returns The sizing to switch to, if any.
  */
-export function copySizing(
-  options: StreamOptions | undefined,
-): { firstBatchRows?: 1; minBatchRows?: 1 } | undefined {
-  const sizing: { firstBatchRows?: 1; minBatchRows?: 1 } = {};
+export function copySizing(options: StreamOptions | undefined): CopySizing | undefined {
+  const sizing: CopySizing = {};
   if (options?.firstBatchRows === undefined) sizing.firstBatchRows = 1;
   if (options?.minBatchRows === undefined) sizing.minBatchRows = 1;
-  return sizing.firstBatchRows || sizing.minBatchRows ? sizing : undefined;
+  if (endsAtFullChunk(options)) sizing.targetBatchBytes = 2 * DEFAULT_FORMAT_TARGET_BATCH_BYTES;
+  return Object.keys(sizing).length > 0 ? sizing : undefined;
+}
+
+/**
+ * Whether a format's `COPY` reads end at the first full output chunk: unless the caller chose
+ * `targetBatchBytes` (then batches follow it, e.g. for larger SSE events).
+ *
+ * @param options The caller's options.
+ * @returns `true` when batches are one output chunk each.
+ */
+export function endsAtFullChunk(options: StreamOptions | undefined): boolean {
+  return options?.targetBatchBytes === undefined;
 }
 
 /**

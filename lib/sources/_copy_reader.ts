@@ -16,9 +16,10 @@ const LF = 0x0a;
 
 /**
  * Takes one COPY row: `bytes[start, end)`. The bytes are the driver's, valid only during the call
- * (passing a range spares a view per row, which Deno's Buffer polyfill makes costly).
+ * (passing a range spares a view per row, which Deno's Buffer polyfill makes costly). Returning
+ * `true` ends the current read after this row (the sink has a full output chunk to hand out).
  */
-export type RowSink = (bytes: Uint8Array, start: number, end: number) => void;
+export type RowSink = (bytes: Uint8Array, start: number, end: number) => boolean | void;
 const indexOf = Uint8Array.prototype.indexOf;
 
 /**
@@ -40,6 +41,8 @@ export class CopyReader {
   #count = 0;
   #bytes = 0;
   #want = 0;
+  // The sink asked to end the current read.
+  #enough = false;
   #partial: Uint8Array | undefined;
   #ended = false;
   #error: { error: unknown } | undefined;
@@ -83,13 +86,13 @@ export class CopyReader {
     if (this.#discard) return;
     const onRow = this.#onRow;
     if (!this.#lines) {
-      onRow(chunk, 0, chunk.length);
+      if (onRow(chunk, 0, chunk.length) === true) this.#enough = true;
       this.#count++;
       this.#bytes += chunk.length;
     } else if (this.#partial === undefined && chunk[chunk.length - 1] === LF) {
       // The usual chunk: one CopyData message, which the protocol makes exactly one row ("always
       // one per row"), and a raw line feed only ends a row in text format — no scan needed.
-      onRow(chunk, 0, chunk.length - 1);
+      if (onRow(chunk, 0, chunk.length - 1) === true) this.#enough = true;
       this.#count++;
       this.#bytes += chunk.length;
     } else {
@@ -99,13 +102,13 @@ export class CopyReader {
       if (this.#partial !== undefined && end !== -1) {
         const line = concat(this.#partial, chunk.subarray(0, end));
         this.#partial = undefined;
-        onRow(line, 0, line.length);
+        if (onRow(line, 0, line.length) === true) this.#enough = true;
         this.#count++;
         start = end + 1;
         end = start < chunk.length ? indexOf.call(chunk, LF, start) : -1;
       }
       while (end !== -1) {
-        onRow(chunk, start, end);
+        if (onRow(chunk, start, end) === true) this.#enough = true;
         this.#count++;
         start = end + 1;
         end = start < chunk.length ? indexOf.call(chunk, LF, start) : -1;
@@ -115,22 +118,24 @@ export class CopyReader {
         this.#partial = this.#partial ? concat(this.#partial, rest) : rest.slice();
       }
     }
-    if (this.#count >= this.#want) {
+    if (this.#count >= this.#want || this.#enough) {
       this.#readable.pause();
       this.#wake?.();
     }
   }
 
   /**
-   * Lets at least `n` more rows through to `onRow` (fewer only at the end of the COPY).
+   * Lets up to `n` more rows through to `onRow`: fewer when the sink asked to end the read or the
+   * COPY ended, more when a chunk held several rows.
    *
    * @param n Rows wanted (≥ 1).
-   * @returns How many rows went through (a chunk of several rows can make it more than `n`) and
-   *   their bytes on the wire.
+   * @returns How many rows went through, their bytes on the wire, and whether the COPY is over
+   *   (every row was handed out).
    * @throws What the COPY failed with.
    */
-  async read(n: number): Promise<{ rows: never[]; count: number; bytes: number }> {
+  async read(n: number): Promise<{ rows: never[]; count: number; bytes: number; done: boolean }> {
     this.#want = n;
+    this.#enough = false;
     if (this.#count < n && !this.#ended) {
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
@@ -139,7 +144,7 @@ export class CopyReader {
       this.#wake = undefined;
     }
     if (this.#error) throw this.#error.error;
-    const batch = { rows: [], count: this.#count, bytes: this.#bytes };
+    const batch = { rows: [], count: this.#count, bytes: this.#bytes, done: this.#ended };
     this.#count = 0;
     this.#bytes = 0;
     return batch;

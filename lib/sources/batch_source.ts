@@ -9,6 +9,11 @@ export interface SourceBatch<T> {
    * being returned (`rows` is then empty). Defaults to `rows.length`.
    */
   count?: number;
+  /**
+   * Whether the source is exhausted. Defaults to `count < rows asked for`; a source whose reads
+   * may end early (a COPY read that stops at a full output chunk) says it here.
+   */
+  done?: boolean;
 }
 
 /**
@@ -17,7 +22,8 @@ export interface SourceBatch<T> {
  */
 export interface BatchSource<T> {
   /**
-   * Fetches up to `rows` rows. A batch shorter than `rows` ends the stream.
+   * Fetches up to `rows` rows. A batch shorter than `rows` ends the stream, unless it says
+   * `done: false`.
    *
    * @param rows How many rows to ask for (≥ 1).
    */

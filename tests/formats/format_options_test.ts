@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import {
   copySizing,
   DEFAULT_FORMAT_TARGET_BATCH_BYTES,
+  endsAtFullChunk,
   withFormatDefaults,
 } from "../../lib/formats/format_options.ts";
 
@@ -21,10 +22,20 @@ test("withFormatDefaults() sets targetBatchBytes to 64 KiB, firstBatchRows and m
   assert.throws(() => withFormatDefaults(42 as unknown as object), TypeError);
 });
 
-test("copySizing() starts COPY reads with one row and no minimum, unless the caller set them", () => {
-  assert.deepEqual(copySizing(undefined), { firstBatchRows: 1, minBatchRows: 1 });
+test("copySizing() starts COPY reads with one row, no minimum and batches of one chunk, unless the caller set them", () => {
+  const all = { firstBatchRows: 1, minBatchRows: 1, targetBatchBytes: 128 * 1024 };
+  assert.deepEqual(copySizing(undefined), all);
+  assert.deepEqual(copySizing({ idleTimeoutMs: 5 }), all);
   assert.deepEqual(copySizing({ targetBatchBytes: 1000 }), { firstBatchRows: 1, minBatchRows: 1 });
-  assert.deepEqual(copySizing({ firstBatchRows: 50 }), { minBatchRows: 1 });
-  assert.deepEqual(copySizing({ minBatchRows: 5 }), { firstBatchRows: 1 });
-  assert.equal(copySizing({ firstBatchRows: 50, minBatchRows: 5 }), undefined);
+  assert.deepEqual(copySizing({ firstBatchRows: 50 }), {
+    minBatchRows: 1,
+    targetBatchBytes: 131072,
+  });
+  assert.deepEqual(copySizing({ minBatchRows: 5 }), {
+    firstBatchRows: 1,
+    targetBatchBytes: 131072,
+  });
+  assert.equal(copySizing({ firstBatchRows: 50, minBatchRows: 5, targetBatchBytes: 9 }), undefined);
+  assert.equal(endsAtFullChunk(undefined), true);
+  assert.equal(endsAtFullChunk({ targetBatchBytes: 65536 }), false);
 });

@@ -272,3 +272,52 @@ test("CopyReader in lines mode gives exact rows, one per CopyData message or spl
     assert.equal(batch.bytes, bytes.length);
   }
 });
+
+for (const [name, stream] of [["streamCsv", streamCsv], ["streamNdjson", streamNdjson]] as const) {
+  test(
+    `${name}() through COPY hands out whole 64 KiB chunks after the first reads (no small chunk per batch), the same bytes as a cursor`,
+    {
+      timeout: 60_000,
+    },
+    async () => {
+      const admin = connect().sql;
+      const { sql, app } = connect();
+      try {
+        const q =
+          "select g, md5(g::text) as h, g % 7 = 0 as seventh from generate_series(1, 60000) g";
+        const batches: number[] = [];
+        const viaCopy = await collect(
+          stream(sql, q, { onBatch: (b) => void batches.push(b.rows) }),
+        );
+        // The ramp of the first reads (the third one may already end at a full chunk).
+        assert.deepEqual(batches.slice(0, 2), [1, 32]);
+        assert.ok(batches[2]! > 900 && batches[2]! <= 1024, `batches: ${batches.slice(0, 4)}`);
+        const sizes = viaCopy.chunks.map((c) => c.length);
+        const middle = sizes.slice(3, -1);
+        assert.ok(middle.length > 20, `chunks: ${sizes.length}`);
+        // Whole chunks (NDJSON leaves a chunk's end unused when a line's worst case does not fit).
+        const whole = (n: number) => n <= 65536 && n > 65536 - 1024;
+        assert.deepEqual(
+          middle.filter((n) => !whole(n)),
+          [],
+          "every chunk but the first and last",
+        );
+        const viaCursor = await collect(stream(sql, q, { copy: false }));
+        assert.deepEqual(viaCopy.bytes, viaCursor.bytes);
+        // A chosen byte target still sizes the batches (e.g. for larger SSE events).
+        const chosen: number[] = [];
+        await collect(
+          stream(sql, q, {
+            targetBatchBytes: 256 * 1024,
+            onBatch: (b) => void chosen.push(b.bytes),
+          }),
+        );
+        assert.ok(chosen.slice(4, -1).every((b) => b > 200 * 1024), `batches: ${chosen}`);
+        await assertClean(sql, app, admin);
+      } finally {
+        await endPool(sql).catch(() => {});
+        await endPool(admin);
+      }
+    },
+  );
+}
