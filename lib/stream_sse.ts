@@ -29,8 +29,9 @@ import type { Database, DatabaseQuery } from "./sources/open_source.ts";
  *   stream is open (with PGlite, its only connection: other queries on it wait).
  * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
  * @param options Batch sizing (which sets the rows per event; `targetBatchBytes` defaults to
- *   64 KiB and `firstBatchRows`/`minBatchRows` to 10 here), abort signal, idle and statement
- *   timeouts, `onBatch`, `copy` (rows rendered as for `streamNdjson`, through `COPY` when
+ *   64 KiB; through a cursor `firstBatchRows`/`minBatchRows` to 10; through `COPY`, unless set,
+ *   the first event is one row and each later one about a 64 KiB chunk), abort signal, idle and
+ *   statement timeouts, `onBatch`, `copy` (rows rendered as for `streamNdjson`, through `COPY` when
  *   possible; `false` for queries that produce rows slowly, so each event goes out at once).
  * @returns A byte stream of UTF-8 `text/event-stream`; cancelling it closes the cursor and frees
  * the connection.
