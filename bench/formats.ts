@@ -58,6 +58,8 @@ interface Sample {
   ms: number;
   ttfbMs: number;
   peakRssMb: number;
+  /** Which orchestrated run took it (its start time): ratios compare samples of one run. */
+  run?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,7 +292,7 @@ async function orchestrate(): Promise<void> {
             results.failures.push(`${dataset} ${runtime} ${config}: ${sample}`);
             console.error(`FAILED ${dataset} ${runtime} ${config}: ${sample}`);
           } else {
-            results.samples.push(sample);
+            results.samples.push({ ...sample, run: results.machine.date });
             console.error(
               `${dataset} ${runtime} ${config} run ${run + 1}: ${
                 (sample.ms / 1000).toFixed(2)
@@ -303,12 +305,22 @@ async function orchestrate(): Promise<void> {
       }
     }
   }
-  // A partial run (DATASETS=… or CONFIGS=…) keeps the other samples from the last run.
+  // A partial run (DATASETS=… or CONFIGS=…) keeps the other samples from the last run, and the
+  // COPY CSV samples of their own run, which their ratios are taken against.
   if ((process.env.DATASETS || process.env.CONFIGS) && existsSync(RESULTS_JSON)) {
     const old = JSON.parse(readFileSync(RESULTS_JSON, "utf8")) as Results;
     const rerun = (dataset: string, config: string): boolean =>
       datasets.includes(dataset as Dataset) && configs.includes(config as Config);
-    results.samples.push(...old.samples.filter((s) => !rerun(s.dataset, s.config)));
+    const kept = old.samples.filter((s) => !rerun(s.dataset, s.config));
+    const baselines = old.samples.filter((s) =>
+      s.config === "copy-csv" && rerun(s.dataset, s.config) &&
+      kept.some((k) =>
+        k.dataset === s.dataset && (k.run ?? old.machine.date) === (s.run ?? old.machine.date)
+      )
+    );
+    results.samples.push(
+      ...[...kept, ...baselines].map((s) => ({ ...s, run: s.run ?? old.machine.date })),
+    );
     results.failures.push(
       ...old.failures.filter((f) => !rerun(f.split(" ")[0]!, f.split(" ")[2]!.replace(":", ""))),
     );
@@ -345,26 +357,30 @@ function summarize(results: Results): Row[] {
     const key = `${s.dataset}|${s.runtime}|${s.config}`;
     groups.set(key, [...(groups.get(key) ?? []), s]);
   }
+  const runOf = (s: Sample): string => s.run ?? results.machine.date!;
+  // COPY CSV's median time per dataset, runtime and run: each ratio is against its own run's.
+  const copyMs = (dataset: string, runtime: string, run: string): number => {
+    const copy = groups.get(`${dataset}|${runtime}|copy-csv`)?.filter((s) => runOf(s) === run);
+    return copy?.length ? median(copy.map((s) => s.ms)) : NaN;
+  };
   const rows: Row[] = [];
-  for (const [key, samples] of groups) {
+  for (const [key, all] of groups) {
     const [dataset, runtime, config] = key.split("|") as [Dataset, string, Config];
+    // A configuration measured in several runs (COPY CSV kept as a baseline): the latest.
+    const last = all.map(runOf).sort().pop()!;
+    const samples = all.filter((s) => runOf(s) === last);
+    const ms = median(samples.map((s) => s.ms));
     rows.push({
       dataset,
       runtime,
       config,
       n: samples.length,
-      ms: median(samples.map((s) => s.ms)),
+      ms,
       ttfbMs: median(samples.map((s) => s.ttfbMs)),
       rssMb: median(samples.map((s) => s.peakRssMb)),
       bytes: median(samples.map((s) => s.bytes)),
-      ratio: NaN,
+      ratio: copyMs(dataset, runtime, last) / ms,
     });
-  }
-  for (const row of rows) {
-    const copy = rows.find((r) =>
-      r.dataset === row.dataset && r.runtime === row.runtime && r.config === "copy-csv"
-    );
-    row.ratio = copy ? copy.ms / row.ms : NaN;
   }
   const order = Object.keys(CONFIGS);
   return rows.sort((a, b) =>
@@ -377,8 +393,8 @@ function markdown(results: Results, rows: Row[]): string {
   const m = results.machine;
   const lines = [
     `Machine: ${m.cpu}, ${m.nproc} cores; memory (free -g): \`${m.memory}\`; ${m.postgres} on the same machine`,
-    `(loopback); ${m.deno}; ${m.bun}. Measured ${m.date}, ${results.runs} runs per configuration, each in its own`,
-    "process; medians. Ratio = throughput relative to COPY CSV in the same runtime and run (higher is better).",
+    `(loopback); ${m.deno}; ${m.bun}. Last run ${m.date}; each configuration ran \`runs\` times, each in its own`,
+    "process, interleaved; medians. Ratio = throughput relative to COPY CSV in the same runtime and run (higher is better).",
     "",
   ];
   for (const dataset of Object.keys(DATASETS) as Dataset[]) {
@@ -386,13 +402,13 @@ function markdown(results: Results, rows: Row[]): string {
     if (!part.length) continue;
     lines.push(`#### ${DATASETS[dataset].label} (\`${DATASETS[dataset].table}\`)`, "");
     lines.push(
-      "| runtime | configuration | wall time | rows/s | MB/s out | output | first byte | peak RSS | vs COPY CSV |",
-      "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+      "| runtime | configuration | runs | wall time | rows/s | MB/s out | output | first byte | peak RSS | vs COPY CSV |",
+      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     );
     for (const r of part) {
       const s = r.ms / 1000;
       lines.push(
-        `| ${r.runtime} | ${CONFIGS[r.config]} | ${s.toFixed(2)} s | ${
+        `| ${r.runtime} | ${CONFIGS[r.config]} | ${r.n} | ${s.toFixed(2)} s | ${
           fmtRate(r.n ? DATASETS[dataset].rows / s : 0)
         } | ${(r.bytes / 1e6 / s).toFixed(0)} | ${(r.bytes / 1e6).toFixed(0)} MB | ${
           r.ttfbMs.toFixed(1)
@@ -475,7 +491,9 @@ function chart(results: Results, rows: Row[]): string {
   ).join("");
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
-<text x="10" y="26" font-weight="bold">Throughput vs COPY CSV (same runtime; median of ${results.runs})</text>
+<text x="10" y="26" font-weight="bold">Throughput vs COPY CSV (same runtime; medians of ${
+    Math.min(...rows.map((r) => r.n))
+  }–${Math.max(...rows.map((r) => r.n))} runs)</text>
 ${legend}
 ${out.join("\n")}
 </svg>
