@@ -435,7 +435,7 @@ const esc = (s: string): string =>
   s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
 
 /** A horizontal bar chart: per dataset, per configuration, one bar per runtime (ratio vs COPY). */
-function chart(results: Results, rows: Row[]): string {
+function chart(rows: Row[]): string {
   const runtimes = [...new Set(rows.map((r) => r.runtime))].sort();
   const colors = ["#2b6cb0", "#dd6b20", "#38a169", "#805ad5"];
   const configs = Object.keys(CONFIGS) as Config[];
@@ -513,7 +513,7 @@ function report(results: Results): void {
     md += `\n## Output formats (bench/formats.ts)\n\n![chart](formats.svg)\n\n${block}\n`;
   }
   writeFileSync(RESULTS_MD, md);
-  writeFileSync(CHART, chart(results, rows));
+  writeFileSync(CHART, chart(rows));
   console.log(table);
 }
 
