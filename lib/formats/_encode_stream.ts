@@ -68,7 +68,6 @@ export function streamEncoded(
 ): ReadableStream<Uint8Array> {
   const options = withFormatDefaults(userOptions);
   const byChunk = endsAtFullChunk(userOptions);
-  let holdPart = false;
   let viaCopy = false;
   // A cursor's rows are written as each arrives off the wire too (the driver's views of them die
   // young), unless a step after the fetch still needs them: includes are spliced into the rows,
@@ -93,7 +92,6 @@ export function streamEncoded(
           sink: (encoding) => {
             if (encoding.format !== "json") throw new TypeError("a JSON COPY was asked for");
             viaCopy = true;
-            holdPart = byChunk && encoder.endBatch === undefined;
             const writeJson = encoding.writeJson;
             // A read ends once a chunk is full (see endsAtFullChunk).
             return (bytes, start, end) => {
@@ -114,7 +112,7 @@ export function streamEncoded(
       encoder.endBatch?.(writer);
       // A COPY batch ends at a full chunk: the few bytes after it wait for the next batch rather
       // than going out as a chunk of their own (not for SSE, whose batches are whole events).
-      writer.flushTo(controller, holdPart);
+      writer.flushTo(controller, viaCopy && byChunk && encoder.endBatch === undefined);
     },
     (controller) => {
       encoder.writeEnd?.(writer);
