@@ -24,6 +24,10 @@ export function createSourceStream<T, O>(
   const { signal, idleTimeoutMs, onBatch } = opts;
   let tuner = new BatchTuner(opts);
   let source: BatchSource<T> | undefined;
+  let opening: Promise<BatchSource<T>> | undefined;
+  // Aborted when the stream ends while the source is still opening, so the source can stop what
+  // it is waiting on (a COPY sends nothing until its first row, which may take the whole query).
+  const stopOpening = new AbortController();
   let closing: Promise<void> | undefined;
   let failure: { error: unknown } | undefined;
   // Set from callbacks (abort, idle timer) while a pull awaits; read through this so the
@@ -43,7 +47,15 @@ export function createSourceStream<T, O>(
     if (error !== undefined) failure ??= { error };
     if (timer !== undefined) clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);
-    closing = source ? source.close(error) : Promise.resolve();
+    if (source) closing = source.close(error);
+    else if (opening) {
+      // The source is still opening: stop it, and close it should it open anyway.
+      stopOpening.abort(error);
+      closing = opening.then(
+        (s) => s.close(error ?? new Error("The stream was cancelled")),
+        () => {},
+      );
+    } else closing = Promise.resolve();
     return closing;
   };
 
@@ -53,7 +65,8 @@ export function createSourceStream<T, O>(
     if (closing) return;
     if (pulling) {
       failure ??= { error };
-      source?.interrupt?.();
+      if (source) source.interrupt?.();
+      else stopOpening.abort(error);
       return;
     }
     void shutdown(error).then(() => ctrl.error(error));
@@ -108,7 +121,8 @@ export function createSourceStream<T, O>(
       pulling = true;
       try {
         if (!source) {
-          source = await open();
+          opening = open(stopOpening.signal);
+          source = await opening;
           const sizing = resize?.();
           if (sizing) tuner = new BatchTuner({ ...opts, ...sizing });
         }
@@ -148,7 +162,7 @@ export function createSourceStream<T, O>(
       }
     },
     async cancel(reason) {
-      source?.interrupt?.();
+      if (source) source.interrupt?.();
       await shutdown(reason ?? new Error("The stream was cancelled"));
     },
   }, { highWaterMark: 0 });

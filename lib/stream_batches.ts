@@ -40,7 +40,7 @@ export function streamBatches<T = Row>(
   options?: StreamOptions,
 ): ReadableStream<T[]> {
   return createSourceStream<T, T[]>(
-    () => openDecodedCursor<T>(sql, query, options),
+    (signal) => openDecodedCursor<T>(sql, query, { ...options, signal }),
     options,
     (controller, rows) => controller.enqueue(rows),
   );

@@ -75,9 +75,10 @@ export function streamCsv(
   // Rows are written as they arrive off the wire (see writeOnArrival).
   const direct = writeOnArrival(opts);
   return createSourceStream<unknown, Uint8Array>(
-    async () =>
+    async (signal) =>
       source = await openSource<unknown>(sql, query, {
         ...opts,
+        signal,
         output: "values",
         ...(direct
           ? {

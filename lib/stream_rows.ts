@@ -31,7 +31,7 @@ export function streamRows<T = Row>(
   options?: StreamOptions,
 ): ReadableStream<T> {
   return createSourceStream<T, T>(
-    () => openDecodedCursor<T>(sql, query, options),
+    (signal) => openDecodedCursor<T>(sql, query, { ...options, signal }),
     options,
     (controller, rows) => {
       for (let i = 0; i < rows.length; i++) controller.enqueue(rows[i]!);

@@ -74,9 +74,10 @@ export function streamEncoded(
   // and a keyset page may be fetched again after a connection failure.
   const direct = writeOnArrival(options);
   return createSourceStream<unknown, Uint8Array>(
-    () =>
+    (signal) =>
       openSource<unknown>(sql, query, {
         ...options,
+        signal,
         output: "json",
         ...(direct
           ? {

@@ -1,4 +1,4 @@
-import { isConnectionError } from "./postgres_cursor.ts";
+import { isConnectionError } from "./_postgres_pool.ts";
 
 /** The part of a postgres.js reserved connection that {@linkcode endReserved} uses. */
 interface Reserved {

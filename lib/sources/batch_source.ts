@@ -40,5 +40,9 @@ export interface BatchSource<T> {
   interrupt?(): void;
 }
 
-/** Opens a source; called lazily on the consumer's first read. */
-export type OpenBatchSource<T> = () => Promise<BatchSource<T>>;
+/**
+ * Opens a source; called lazily on the consumer's first read. `signal` aborts when the stream ends
+ * (cancel, abort, idle timeout) before the source is open: the source should then stop what it is
+ * waiting on and reject, freeing what it holds. A source that opens anyway is closed at once.
+ */
+export type OpenBatchSource<T> = (signal: AbortSignal) => Promise<BatchSource<T>>;

@@ -59,6 +59,7 @@ export async function openPostgresSource<T = RawRow>(
     })
     : await openPostgresCursor<T>(sql, query, {
       statementTimeoutMs: options.statementTimeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
       output: options.output ?? "values",
       ...(options.mapRow ? { mapRow: options.mapRow } : {}),
       ...(options.copyAs && !options.include ? { copy: options.copyAs } : {}),

@@ -6,6 +6,7 @@ import type { ChunkWriter } from "../formats/_chunk_writer.ts";
 import { CopyJsonEncoder, jsonKindOf } from "../formats/copy_json.ts";
 import type { JsonKind } from "../formats/copy_json.ts";
 import { CopyReader } from "./_copy_reader.ts";
+import { guardReconnect, isConnectionError, reserveConnection } from "./_postgres_pool.ts";
 import type { CopyReadable, RowSink } from "./_copy_reader.ts";
 
 /**
@@ -92,6 +93,12 @@ export interface PostgresCursorOptions<T = RawRow> {
    * sluice renders; otherwise a cursor with `output: "json"`). The rows go to the request's sink.
    */
   copy?: CopyRequest;
+  /**
+   * Aborts the opening: the statement under way is cancelled and the open rejects with the
+   * signal's reason, the connection freed. (A `COPY` answers nothing until its first row, so
+   * without this a stream cancelled early would wait for the whole query.)
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -195,13 +202,7 @@ export function asCursorLost(error: unknown): unknown {
   );
 }
 
-/** True for errors after which the connection cannot be talked to any more. */
-export function isConnectionError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === "CONNECTION_CLOSED" || code === "CONNECTION_ENDED" ||
-    code === "CONNECTION_DESTROYED" || code === "CONNECT_TIMEOUT" || code === "57P01" ||
-    code === "57P02" || code === "57P03" || code === "ECONNRESET" || code === "EPIPE";
-}
+export { isConnectionError } from "./_postgres_pool.ts";
 
 /**
  * Opens a server-side cursor for `query` on a connection reserved from `sql`'s pool, inside a
@@ -231,7 +232,10 @@ export async function openPostgresCursor<T = RawRow>(
 ): Promise<PostgresSource<T>> {
   const plain = toFragment(sql, query);
   const fragment = options.output === "json" ? toJsonRows(sql, plain) : plain;
-  const reserved = await (sql as unknown as PgSql).reserve();
+  const signal = options.signal;
+  signal?.throwIfAborted();
+  // deno-lint-ignore no-explicit-any
+  const reserved = await reserveConnection(sql, signal) as postgres.ReservedSql<any>;
   const name = CURSOR_NAME;
   let columns: readonly Column[] | undefined;
   let current: PgQuery | undefined;
@@ -247,18 +251,20 @@ export async function openPostgresCursor<T = RawRow>(
   // (through `onexecute`, as postgres.js's own `begin` does) and never talk to it afterwards.
   let lost: SluiceError | undefined;
   const watchClose = (c: { onclose?: (e: unknown) => void }): boolean => {
-    c.onclose = (e) =>
+    c.onclose = (e) => {
+      guardReconnect(c);
       lost = new SluiceError(
         "CURSOR_LOST",
         `Cannot fetch from the cursor as its connection closed between fetches (an idle transaction timeout or restart of a pooler or server?): cursor streams cannot resume; use strategy: "keyset" with a unique key`,
         { cause: e },
       );
+    };
     return true;
   };
 
-  const run = <R>(q: PromiseLike<R> & { cancel?: () => void }): Promise<R> => {
-    // deno-lint-ignore no-explicit-any
-    current = q as any;
+  // `target` is what a cancel must reach when `q` is not the query itself.
+  const run = <R>(q: PromiseLike<R>, target: unknown = q): Promise<R> => {
+    current = target as PgQuery;
     const p = Promise.resolve(q).catch((error) => {
       throw asCursorLost(error);
     });
@@ -268,15 +274,29 @@ export async function openPostgresCursor<T = RawRow>(
     });
   };
 
+  // Stops the opening: the statement the server runs is cancelled (it then fails, and the catch
+  // below ends the transaction); between statements the next step sees the signal.
+  const stopOpening = (): void => {
+    if ((current as { active?: boolean } | undefined)?.active === true) {
+      cancelOnce(current, current === copyQuery);
+    }
+  };
+  const step = async <R>(q: PromiseLike<R>, target: unknown = q): Promise<R> => {
+    signal?.throwIfAborted();
+    const result = await run(q, target);
+    signal?.throwIfAborted();
+    return result;
+  };
+  signal?.addEventListener("abort", stopOpening, { once: true });
   try {
     // deno-lint-ignore no-explicit-any
-    await run(reserved.unsafe("begin read only", [], { onexecute: watchClose } as any));
+    await step(reserved.unsafe("begin read only", [], { onexecute: watchClose } as any));
     began = true;
     if (options.statementTimeoutMs !== undefined) {
-      await run(reserved.unsafe(`set local statement_timeout = ${options.statementTimeoutMs}`));
+      await step(reserved.unsafe(`set local statement_timeout = ${options.statementTimeoutMs}`));
     }
     if (options.copy !== undefined) {
-      const plan = await run(planCopy(sql, reserved, plain, options.copy.format));
+      const plan = await step(planCopy(sql, reserved, plain, options.copy.format));
       if (plan) {
         columns = plan.columns;
         options.onColumns?.(columns);
@@ -295,15 +315,18 @@ export async function openPostgresCursor<T = RawRow>(
           }
           resolve(value);
         };
-        await run(q.readable());
+        // readable() returns a plain promise: the query itself is what a cancel must reach.
+        await step(q.readable(), q);
       }
     }
     if (!copy) {
-      await run(reserved`declare ${reserved(name)} no scroll cursor for ${fragment}`);
+      await step(reserved`declare ${reserved(name)} no scroll cursor for ${fragment}`);
     }
   } catch (error) {
     await end(error);
     throw error;
+  } finally {
+    signal?.removeEventListener("abort", stopOpening);
   }
 
   async function end(error?: unknown): Promise<void> {
