@@ -86,7 +86,7 @@ function serve(handler: (req: Request) => Response): { port: number; stop(): Pro
     return { port: server.addr.port, stop: () => server.shutdown() };
   }
   const server = g.Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: handler });
-  return { port: server.port, stop: async () => void server.stop(true) };
+  return { port: server.port, stop: () => Promise.resolve(server.stop(true)) };
 }
 
 test("new Response(streamCsv()) frees every connection when clients give up before the first row", {
