@@ -1,6 +1,4 @@
-import { checkIncludeMap } from "./load_includes.ts";
 import type { IncludeMap } from "./load_includes.ts";
-import { resolveKeysetOptions } from "./sources/postgres_keyset.ts";
 /** Default byte size a fetch aims for: 2 MiB, inside the 1–5 MB band that keeps round trips rare
  * and memory flat. */
 export const DEFAULT_TARGET_BATCH_BYTES: number = 2 * 1024 * 1024;
@@ -199,8 +197,6 @@ export function resolveStreamOptions(options: StreamOptions = {}): ResolvedStrea
       `Cannot use copy as stream option: current value is ${String(options.copy)}`,
     );
   }
-  if (options.include !== undefined) checkIncludeMap(options.include);
-  resolveKeysetOptions(options);
   if (options.onBatch !== undefined && typeof options.onBatch !== "function") {
     throw new TypeError(
       `Cannot use onBatch as stream option: current value is ${String(options.onBatch)}`,

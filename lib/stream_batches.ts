@@ -1,3 +1,4 @@
+import { checkFeatureOptions } from "./check_feature_options.ts";
 import { createSourceStream } from "./_source_stream.ts";
 import { includeRunner, loadIncludesWith } from "./load_includes.ts";
 import type { StreamOptions } from "./options.ts";
@@ -39,6 +40,7 @@ export function streamBatches<T = Row>(
   query: DatabaseQuery,
   options?: StreamOptions,
 ): ReadableStream<T[]> {
+  checkFeatureOptions(options);
   return createSourceStream<T, T[]>(
     (signal) => openDecodedCursor<T>(sql, query, { ...options, signal }),
     options,

@@ -1,3 +1,4 @@
+import { checkFeatureOptions } from "./check_feature_options.ts";
 import { createSourceStream } from "./_source_stream.ts";
 import { ChunkWriter } from "./formats/_chunk_writer.ts";
 import { CsvEncoder } from "./formats/csv.ts";
@@ -55,6 +56,7 @@ export function streamCsv(
   query: DatabaseQuery,
   options?: CsvOptions,
 ): ReadableStream<Uint8Array> {
+  checkFeatureOptions(options);
   const opts = withFormatDefaults(options);
   if (options?.header !== undefined && typeof options.header !== "boolean") {
     throw new TypeError(

@@ -1,3 +1,4 @@
+import { checkFeatureOptions } from "./check_feature_options.ts";
 import { createSourceStream } from "./_source_stream.ts";
 import type { StreamOptions } from "./options.ts";
 import type { Database, DatabaseQuery } from "./sources/open_source.ts";
@@ -30,6 +31,7 @@ export function streamRows<T = Row>(
   query: DatabaseQuery,
   options?: StreamOptions,
 ): ReadableStream<T> {
+  checkFeatureOptions(options);
   return createSourceStream<T, T>(
     (signal) => openDecodedCursor<T>(sql, query, { ...options, signal }),
     options,

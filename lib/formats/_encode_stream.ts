@@ -1,3 +1,4 @@
+import { checkFeatureOptions } from "../check_feature_options.ts";
 import { createSourceStream } from "../_source_stream.ts";
 import type { StreamOptions } from "../options.ts";
 import { openSource } from "../sources/open_source.ts";
@@ -66,6 +67,7 @@ export function streamEncoded(
   encoder: RowEncoder,
   writer: ChunkWriter,
 ): ReadableStream<Uint8Array> {
+  checkFeatureOptions(userOptions);
   const options = withFormatDefaults(userOptions);
   const byChunk = endsAtFullChunk(userOptions);
   let viaCopy = false;
