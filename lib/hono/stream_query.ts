@@ -6,6 +6,7 @@ import { negotiateFormat, STREAM_FORMATS, supportedMediaTypes } from "./_negotia
 import type { StreamFormat } from "./_negotiate.ts";
 import { problemFromError, problemResponse } from "./_problem.ts";
 import { decodeAfterToken } from "./_token.ts";
+import { checkScope, tokenScope } from "./_token_scope.ts";
 
 export type { StreamFormat } from "./_negotiate.ts";
 
@@ -24,9 +25,15 @@ export interface StreamQueryOptions extends StreamOptions {
   /**
    * Keyset streams (`key` set): a request's `?after=` token — the `next` of `paginate()` with the
    * same key and direction — starts the stream after that row; with `secret` the token must be
-   * signed with it. A bad token is a 400 problem.
+   * signed with it, for this request's path and this query (SQL text and parameter values), or
+   * for `scope`. A bad or foreign token is a 400 problem.
    */
   secret?: string;
+  /**
+   * Keyset streams with `secret`: accept tokens signed for this scope instead of this path and
+   * query — give the `paginate()` route whose walk this stream continues the same `scope`.
+   */
+  scope?: string;
 }
 
 // Every response streams rows that may change on the next request; proxies (nginx) must not
@@ -80,6 +87,7 @@ function checkOptions(options: StreamQueryOptions): void {
     );
   }
   const { format, filename } = options;
+  checkScope(options.scope);
   if (format !== undefined && !STREAM_FORMATS.includes(format)) {
     throw new TypeError(
       `Cannot use format as a stream format (${STREAM_FORMATS.join(", ")}): current value is ${
@@ -143,7 +151,7 @@ export async function streamQuery(
   options: StreamQueryOptions = {},
 ): Promise<Response> {
   checkOptions(options);
-  const { format, filename, secret, ...streamOptions } = options;
+  const { format, filename, secret, scope, ...streamOptions } = options;
   const negotiated = negotiateFormat(c, format);
   if (negotiated === undefined) {
     return problemResponse(c, {
@@ -176,7 +184,12 @@ export async function streamQuery(
     const key = typeof streamOptions.key === "string" ? [streamOptions.key] : streamOptions.key!;
     const direction = streamOptions.direction ?? "asc";
     try {
-      streamOptions.after = await decodeAfterToken(token, { key, direction, secret });
+      streamOptions.after = await decodeAfterToken(token, {
+        key,
+        direction,
+        secret,
+        scope: secret === undefined ? undefined : tokenScope(c, query, scope),
+      });
     } catch (error) {
       return problemResponse(c, {
         ...problemFromError(error),
