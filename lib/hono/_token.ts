@@ -1,6 +1,6 @@
 import { SluiceError } from "../errors.ts";
 
-/** What an `after` token is bound to: the key it pages by, and the direction. */
+/** What an `after` token is bound to: the key it pages by, the direction and, signed, a scope. */
 export interface AfterTokenOptions {
   /** The key columns the token's values belong to. */
   key: readonly string[];
@@ -8,6 +8,11 @@ export interface AfterTokenOptions {
   direction: "asc" | "desc";
   /** Signs the token with HMAC-SHA-256; a token without a valid signature is then refused. */
   secret?: string | undefined;
+  /**
+   * What the signature also covers (see `tokenScope()`): a signed token is refused where the scope
+   * differs. Not part of the token's text; unsigned tokens ignore it.
+   */
+  scope?: string | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -39,6 +44,12 @@ function hmacKey(secret: string): Promise<CryptoKey> {
   );
 }
 
+// The text signed: the payload, then the scope on a line of its own (base64url has no line
+// break, so no payload and scope pair reads as another).
+function signedText(payload: string, scope: string | undefined): Uint8Array<ArrayBuffer> {
+  return encoder.encode(scope === undefined ? payload : `${payload}\n${scope}`);
+}
+
 function checkSecret(secret: unknown): void {
   if (secret !== undefined && (typeof secret !== "string" || secret === "")) {
     throw new TypeError(
@@ -52,10 +63,10 @@ function checkSecret(secret: unknown): void {
 /**
  * Encodes the key values of the last row of a page as an opaque `after` token: base64url of
  * `{"k":[key columns],"d":direction,"a":[values]}`, followed by `.` and a base64url HMAC-SHA-256
- * of that text when a secret is given (Web Crypto, available on every runtime).
+ * of that text and the scope when a secret is given (Web Crypto, available on every runtime).
  *
  * @param values The key values, as PostgreSQL's text.
- * @param options The key, direction and optional secret the token is bound to.
+ * @param options The key, direction, optional secret and scope the token is bound to.
  * @returns The token.
  *
  * @example Round trip
@@ -80,7 +91,7 @@ export async function encodeAfterToken(
   const signature = await crypto.subtle.sign(
     "HMAC",
     await hmacKey(options.secret),
-    encoder.encode(payload),
+    signedText(payload, options.scope),
   );
   return `${payload}.${toBase64Url(new Uint8Array(signature))}`;
 }
@@ -94,15 +105,15 @@ function badToken(reason: string, cause?: unknown): SluiceError {
 }
 
 /**
- * Decodes an `after` token made by {@linkcode encodeAfterToken} for the same key, direction and
- * secret, and returns its key values. The signature is checked with `crypto.subtle.verify`
+ * Decodes an `after` token made by {@linkcode encodeAfterToken} for the same key, direction,
+ * secret and scope, and returns its key values. The signature is checked with `crypto.subtle.verify`
  * (constant time) before the payload is parsed.
  *
  * @param token The token from the request.
- * @param options The key, direction and optional secret the token must be bound to.
+ * @param options The key, direction, optional secret and scope the token must be bound to.
  * @returns The key values (PostgreSQL text), one per key column.
  * @throws {SluiceError} `BAD_INPUT` when the token is malformed, unsigned or wrongly signed (with a
- *   secret), or made for another key or direction.
+ *   secret: also when signed for another scope), or made for another key or direction.
  *
  * @example Refuse a tampered token
  * ```ts
@@ -139,7 +150,7 @@ export async function decodeAfterToken(
       "HMAC",
       await hmacKey(options.secret),
       signature as Uint8Array<ArrayBuffer>,
-      encoder.encode(payload),
+      signedText(payload, options.scope),
     );
     if (!ok) throw badToken("its signature does not match");
   }

@@ -4,6 +4,7 @@ import type { Query, Sql } from "../sources/postgres_cursor.ts";
 import type { StreamContext } from "./_context.ts";
 import { problemFromError, problemResponse } from "./_problem.ts";
 import { decodeAfterToken, encodeAfterToken } from "./_token.ts";
+import { checkScope, tokenScope } from "./_token_scope.ts";
 
 /** Default rows a page holds when the request names no `limit`. */
 export const DEFAULT_PAGE_LIMIT = 50;
@@ -25,9 +26,25 @@ export interface PaginateOptions {
   maxLimit?: number;
   /**
    * Signs `after` tokens with HMAC-SHA-256 so clients cannot forge positions; without it tokens
-   * are only encoded (a forged one can still only move the start within the same query).
+   * are only encoded (a forged one can still only move the start within the same query). A signed
+   * token is bound to the request's path and the query's SQL text and parameter values, or to
+   * `scope`: anywhere else it is refused.
    */
   secret?: string;
+  /**
+   * What signed tokens are bound to instead of the request's path and the query's SQL text and
+   * parameters: a route that passes `streamQuery()` the same `scope` and `secret` accepts this
+   * route's tokens. Make it name everything that tells one walk from another (the shop, the
+   * user), e.g. `` `orders of shop ${shop}` ``.
+   */
+  scope?: string;
+  /**
+   * An absolute `http(s)` URL the `Link` header's next-page URL starts with, followed by the
+   * request's path and query (`https://api.example.com/v1` → `<https://api.example.com/v1/orders?after=…>`).
+   * Default: a reference relative to the URL the client asked for (`<?after=…>`), which proxies
+   * cannot get wrong; the `Host` header is never used.
+   */
+  linkBase?: string;
   /** `statement_timeout` for the page's statement. */
   statementTimeoutMs?: number;
 }
@@ -44,6 +61,42 @@ function checkLimit(name: string, value: unknown): number {
   return value;
 }
 
+function checkLinkBase(linkBase: unknown): string | undefined {
+  if (linkBase === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = typeof linkBase === "string" ? new URL(linkBase) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (
+    url === undefined || (url.protocol !== "http:" && url.protocol !== "https:") ||
+    url.search !== "" || url.hash !== "" || /[?#]/.test(linkBase as string)
+  ) {
+    throw new TypeError(
+      `Cannot use linkBase as an absolute http(s) URL without query: current value is ${
+        typeof linkBase === "string" ? JSON.stringify(linkBase) : String(linkBase)
+      }`,
+    );
+  }
+  return url.href.replace(/\/+$/, "");
+}
+
+/**
+ * The `Link` header's target for the next page: the request's path and query (never its host)
+ * with `after` set, relative to the requested URL or after `linkBase`.
+ *
+ * @param c The request's context.
+ * @param after The next page's token.
+ * @param linkBase The checked `linkBase` option.
+ * @returns The URL reference.
+ */
+function nextPageReference(c: StreamContext, after: string, linkBase: string | undefined): string {
+  const url = new URL(c.req.raw.url);
+  url.searchParams.set("after", after);
+  return linkBase === undefined ? url.search : `${linkBase}${url.pathname}${url.search}`;
+}
+
 const decoder = new TextDecoder();
 
 /**
@@ -51,18 +104,19 @@ const decoder = new TextDecoder();
  * unique key (keyset pagination: each page is one `… where (key) > (after) order by key limit n`
  * statement, fast at any depth, stable under concurrent writes). Rows are PostgreSQL's own
  * `row_to_json` of each row. When there is a next page, `next` holds an opaque base64url token
- * of the last row's key (HMAC-signed with `secret`) and a `Link: <…?after=token>; rel="next"`
- * header points to it.
+ * of the last row's key (HMAC-signed with `secret`, for this path and query or `scope`) and a
+ * `Link: <?…&after=token>; rel="next"` header points to it: a reference relative to the URL the
+ * client asked for, or an absolute URL after `linkBase`, never one built from the `Host` header.
  *
  * The request may set `?limit=` (clamped to `maxLimit`) and `?after=`. A malformed, tampered or
- * foreign token, or a bad limit, is a 400 `application/problem+json`; database errors map to
- * problems like `streamQuery`'s.
+ * foreign token (signed for another path, query, parameter value or scope), or a bad limit, is a
+ * 400 `application/problem+json`; database errors map to problems like `streamQuery`'s.
  *
  * @param c The Hono context of the request.
  * @param sql A postgres.js instance (works behind PgBouncer in transaction mode with
  *   `prepare: false`).
  * @param query The query, without `ORDER BY` (the page orders by the key).
- * @param options The key, direction, page sizes and token secret.
+ * @param options The key, direction, page sizes, token secret and scope, `Link` base.
  * @returns The page response.
  * @throws {TypeError | RangeError} On bad options (rejects the returned promise).
  *
@@ -98,7 +152,14 @@ export async function paginate(
   })!;
   const maxLimit = checkLimit("maxLimit", options.maxLimit ?? DEFAULT_MAX_PAGE_LIMIT);
   const fallback = Math.min(checkLimit("limit", options.limit ?? DEFAULT_PAGE_LIMIT), maxLimit);
-  const tokenOptions = { key: keyset.key, direction: keyset.direction, secret: options.secret };
+  checkScope(options.scope);
+  const linkBase = checkLinkBase(options.linkBase);
+  const tokenOptions = {
+    key: keyset.key,
+    direction: keyset.direction,
+    secret: options.secret,
+    scope: options.secret === undefined ? undefined : tokenScope(c, query, options.scope),
+  };
 
   const limitParam = c.req.query("limit");
   let limit = fallback;
@@ -158,9 +219,7 @@ export async function paginate(
   let next: string | null = null;
   if (nextKey !== undefined) {
     next = await encodeAfterToken(nextKey, tokenOptions);
-    const url = new URL(c.req.raw.url);
-    url.searchParams.set("after", next);
-    headers["Link"] = `<${url.href}>; rel="next"`;
+    headers["Link"] = `<${nextPageReference(c, next, linkBase)}>; rel="next"`;
   }
   return c.body(`{"rows":[${texts.join(",")}],"next":${JSON.stringify(next)}}`, 200, headers);
 }

@@ -5,7 +5,9 @@ import { FORMAT_STREAMS } from "./_formats.ts";
 import { negotiateFormat, STREAM_FORMATS, supportedMediaTypes } from "./_negotiate.ts";
 import type { StreamFormat } from "./_negotiate.ts";
 import { problemFromError, problemResponse } from "./_problem.ts";
+import { createFailureMark } from "./_failure_mark.ts";
 import { decodeAfterToken } from "./_token.ts";
+import { checkScope, tokenScope } from "./_token_scope.ts";
 
 export type { StreamFormat } from "./_negotiate.ts";
 
@@ -24,9 +26,15 @@ export interface StreamQueryOptions extends StreamOptions {
   /**
    * Keyset streams (`key` set): a request's `?after=` token — the `next` of `paginate()` with the
    * same key and direction — starts the stream after that row; with `secret` the token must be
-   * signed with it. A bad token is a 400 problem.
+   * signed with it, for this request's path and this query (SQL text and parameter values), or
+   * for `scope`. A bad or foreign token is a 400 problem.
    */
   secret?: string;
+  /**
+   * Keyset streams with `secret`: accept tokens signed for this scope instead of this path and
+   * query — give the `paginate()` route whose walk this stream continues the same `scope`.
+   */
+  scope?: string;
 }
 
 // Every response streams rows that may change on the next request; proxies (nginx) must not
@@ -80,6 +88,7 @@ function checkOptions(options: StreamQueryOptions): void {
     );
   }
   const { format, filename } = options;
+  checkScope(options.scope);
   if (format !== undefined && !STREAM_FORMATS.includes(format)) {
     throw new TypeError(
       `Cannot use format as a stream format (${STREAM_FORMATS.join(", ")}): current value is ${
@@ -103,7 +112,13 @@ function checkOptions(options: StreamQueryOptions): void {
  * `application/problem+json` response (RFC 9457) with the right status — 400, 504, 503 with
  * `Retry-After`, else 500 — that names the SQLSTATE but never the SQL, its parameters or
  * credentials. An error after the first byte aborts the response, so the client sees a failed
- * transfer rather than a body that looks complete. A client that disconnects cancels the stream,
+ * transfer rather than a body that looks complete: no terminating chunk over HTTP/1.1, a reset
+ * on Bun. An HTTP/1.0 body (nginx's default towards upstreams) ends with the connection, and
+ * Deno.serve closes it as after a complete body; so NDJSON, CSV and JSON bodies first end with
+ * a mark no reader of the format accepts — a line that is not JSON, a quoted CSV field never
+ * closed, text where JSON needs `,` or `]` — saying `sluice: the query failed after the response
+ * started (SQLSTATE); this response is incomplete` (SSE lacks its `end` event anyway). A client
+ * that disconnects cancels the stream,
  * which closes the cursor and frees the connection; one that stops reading is cut off after
  * `idleTimeoutMs`. `HEAD` requests get the headers without a query being run.
  *
@@ -143,7 +158,7 @@ export async function streamQuery(
   options: StreamQueryOptions = {},
 ): Promise<Response> {
   checkOptions(options);
-  const { format, filename, secret, ...streamOptions } = options;
+  const { format, filename, secret, scope, ...streamOptions } = options;
   const negotiated = negotiateFormat(c, format);
   if (negotiated === undefined) {
     return problemResponse(c, {
@@ -176,7 +191,12 @@ export async function streamQuery(
     const key = typeof streamOptions.key === "string" ? [streamOptions.key] : streamOptions.key!;
     const direction = streamOptions.direction ?? "asc";
     try {
-      streamOptions.after = await decodeAfterToken(token, { key, direction, secret });
+      streamOptions.after = await decodeAfterToken(token, {
+        key,
+        direction,
+        secret,
+        scope: secret === undefined ? undefined : tokenScope(c, query, scope),
+      });
     } catch (error) {
       return problemResponse(c, {
         ...problemFromError(error),
@@ -218,27 +238,66 @@ export async function streamQuery(
   }
 
   // The response body replays the chunks read above, then reads on. It is pulled once per chunk
-  // (high-water mark 0), so the format stream's own idle timeout sees the client's pace. When that
-  // stream fails (idle timeout, a lost connection) the body is errored at once, not at the next
-  // pull, so the server aborts the response even while a stalled client keeps its socket full.
+  // (high-water mark 0), so the format stream's own idle timeout sees the client's pace.
+  //
+  // When that stream fails (a query error, idle timeout, a lost connection), the body must not
+  // end like a complete one. Erroring it makes the server abort the response: no terminating
+  // chunk over HTTP/1.1, a reset from Bun.serve. But an HTTP/1.0 body (what nginx asks upstreams
+  // for by default) ends where the connection closes, and Deno.serve closes it with a FIN as
+  // after a complete body. So the body first sends the format's failure mark (bytes no reader of
+  // the format takes for a complete result, see createFailureMark) and errors once that was read.
+  // Formats whose end is explicit (JSON's `]`, SSE's `end` event) have no mark and error at once,
+  // even while a stalled client keeps its socket full.
+  const mark = createFailureMark(negotiated.format);
+  const queue = head;
+  let failure: { error: unknown; sent: boolean } | undefined;
+  let pulling = false;
   let ctrl: ReadableStreamDefaultController<Uint8Array> | undefined;
-  source.closed.catch((error) => ctrl?.error(error));
+  // Returns the mark to send, once per failure, or errors the body when there is none.
+  const fail = (error: unknown): Uint8Array | undefined => {
+    failure ??= { error, sent: false };
+    if (failure.sent) return undefined;
+    failure.sent = true;
+    const tail = mark.end(problemFromError(error).code);
+    if (tail === undefined) ctrl?.error(error);
+    return tail;
+  };
+  source.closed.catch((error) => {
+    // A pull in progress sees the same error from its read.
+    if (pulling) return;
+    const tail = fail(error);
+    if (tail !== undefined) queue.push(tail);
+  });
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
       ctrl = controller;
     },
     async pull(controller) {
-      const chunk = head.shift();
+      const chunk = queue.shift();
       if (chunk !== undefined) {
+        mark.see(chunk);
         controller.enqueue(chunk);
-        if (head.length === 0 && ended) controller.close();
+        if (queue.length === 0 && ended) controller.close();
         return;
       }
+      if (failure !== undefined) return controller.error(failure.error);
       if (ended) return controller.close();
-      // A rejection errors this stream, which makes the server abort the response.
-      const result = await source.read();
+      pulling = true;
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await source.read();
+      } catch (error) {
+        const tail = fail(error);
+        if (tail !== undefined) controller.enqueue(tail);
+        return;
+      } finally {
+        pulling = false;
+      }
       if (result.done) controller.close();
-      else controller.enqueue(result.value);
+      else {
+        mark.see(result.value);
+        controller.enqueue(result.value);
+      }
     },
     cancel(reason) {
       return source.cancel(reason);

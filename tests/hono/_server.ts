@@ -95,11 +95,16 @@ export interface RawExchange {
   closed: Promise<{ error: boolean }>;
 }
 
-/** Sends `GET path` with `Connection: close` on a new socket and collects the reply. */
+/**
+ * Sends `GET path` on a new socket and collects the reply: as HTTP/1.1 with `Connection: close`,
+ * or as HTTP/1.0 (what nginx sends upstream by default), whose response body ends when the
+ * connection closes.
+ */
 export function rawGet(
   port: number,
   path: string,
   headers: Record<string, string> = {},
+  version: "1.0" | "1.1" = "1.1",
 ): RawExchange {
   const socket = netConnect({ host: "127.0.0.1", port });
   const chunks: Buffer[] = [];
@@ -122,7 +127,8 @@ export function rawGet(
     });
   });
   const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
-  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${extra}\r\n`);
+  const connection = version === "1.1" ? "Connection: close\r\n" : "";
+  socket.write(`GET ${path} HTTP/${version}\r\nHost: 127.0.0.1\r\n${connection}${extra}\r\n`);
   return {
     socket,
     received(bytes) {

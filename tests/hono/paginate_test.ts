@@ -66,8 +66,9 @@ test(
         assert.equal(page.rows.length, 50);
         const match = /^<(.+)>; rel="next"$/.exec(link ?? "");
         assert.ok(match, `Link header: ${link}`);
-        assert.equal(new URL(match[1]!).searchParams.get("after"), page.next);
-        url = match[1]!;
+        // A reference relative to the page's URL.
+        url = new URL(match[1]!, url).href;
+        assert.equal(new URL(url).searchParams.get("after"), page.next);
       }
       assert.equal(pages, 5);
       assert.deepEqual(ids, [...Array(237).keys()].map((i) => i + 1));
@@ -200,8 +201,13 @@ test("streamQuery() continues a keyset stream after a paginate() token, and refu
   try {
     const q = "select g as id, 'v' || g as v from generate_series(1, 30) g";
     const app = new Hono();
-    app.get("/page", (c) => paginate(c, sql, q, { key: "id", limit: 12, secret: "k" }));
-    app.get("/rest", (c) => streamQuery(c, sql, q, { key: "id", secret: "k", format: "ndjson" }));
+    // Another route accepts the tokens when both name the same scope.
+    const scope = "numbers";
+    app.get("/page", (c) => paginate(c, sql, q, { key: "id", limit: 12, secret: "k", scope }));
+    app.get(
+      "/rest",
+      (c) => streamQuery(c, sql, q, { key: "id", secret: "k", format: "ndjson", scope }),
+    );
     const page = await (await app.request("http://x/page")).json() as Page;
     const res = await app.request(`http://x/rest?after=${page.next}`);
     assert.equal(res.status, 200);
@@ -210,6 +216,153 @@ test("streamQuery() continues a keyset stream after a paginate() token, and refu
     const bad = await app.request(`http://x/rest?after=${page.next}x`);
     assert.equal(bad.status, 400);
     assert.equal((await bad.json() as { code: string }).code, "BAD_INPUT");
+  } finally {
+    await endPool(sql);
+  }
+});
+
+async function problemCode(res: Response): Promise<string> {
+  assert.equal(res.status, 400);
+  assert.match(res.headers.get("content-type") ?? "", /^application\/problem\+json/);
+  return (await res.json() as { code: string }).code;
+}
+
+test("signed tokens are bound to the path and the query's parameters: another owner, route or streamQuery() refuses them", async () => {
+  const { sql } = connect();
+  try {
+    const owned = (owner: string | undefined) =>
+      sql`select g as id, ${owner ?? ""}::text as owner from generate_series(1, 30) g`;
+    const options: PaginateOptions = { key: "id", limit: 5, secret: "k" };
+    const app = new Hono();
+    app.get("/page", (c) => paginate(c, sql, owned(c.req.query("owner")), options));
+    app.get("/other", (c) => paginate(c, sql, owned(c.req.query("owner")), options));
+    app.get(
+      "/rest",
+      (c) => streamQuery(c, sql, owned(c.req.query("owner")), { ...options, format: "ndjson" }),
+    );
+    // A SQL string whose text carries the value (no parameters).
+    app.get("/text", (c) =>
+      paginate(
+        c,
+        sql,
+        `select g as id from generate_series(1, ${Number(c.req.query("n") ?? 30)}) g`,
+        options,
+      ));
+
+    const alice = await (await app.request("http://x/page?owner=alice")).json() as Page;
+    assert.ok(alice.next);
+    const own = await app.request(`http://x/page?owner=alice&after=${alice.next}`);
+    assert.equal(own.status, 200);
+    assert.deepEqual((await own.json() as Page).rows.map((r) => r.id), [6, 7, 8, 9, 10]);
+    for (
+      const url of [
+        `http://x/page?owner=bob&after=${alice.next}`,
+        `http://x/page?after=${alice.next}`,
+        `http://x/other?owner=alice&after=${alice.next}`,
+        `http://x/rest?owner=alice&after=${alice.next}`,
+      ]
+    ) {
+      assert.equal(await problemCode(await app.request(url)), "BAD_INPUT", url);
+    }
+    const text = await (await app.request("http://x/text?n=30")).json() as Page;
+    assert.equal((await app.request(`http://x/text?n=30&after=${text.next}`)).status, 200);
+    assert.equal(
+      await problemCode(await app.request(`http://x/text?n=31&after=${text.next}`)),
+      "BAD_INPUT",
+    );
+  } finally {
+    await endPool(sql);
+  }
+});
+
+test("a caller-given scope binds tokens in place of the path and query, so streamQuery() can continue a paginate() walk", async () => {
+  const { sql } = connect();
+  try {
+    const q = (owner: string | undefined) =>
+      sql`select g as id, ${owner ?? ""}::text as owner from generate_series(1, 30) g`;
+    const app = new Hono();
+    app.get("/page", (c) =>
+      paginate(c, sql, q(c.req.query("owner")), {
+        key: "id",
+        limit: 12,
+        secret: "k",
+        scope: `orders of ${c.req.query("owner")}`,
+      }));
+    app.get("/export", (c) =>
+      streamQuery(c, sql, `select g as id from generate_series(1, 30) g`, {
+        key: "id",
+        secret: "k",
+        format: "ndjson",
+        scope: `orders of ${c.req.query("owner")}`,
+      }));
+    const page = await (await app.request("http://x/page?owner=alice")).json() as Page;
+    const rest = await app.request(`http://x/export?owner=alice&after=${page.next}`);
+    assert.equal(rest.status, 200);
+    const ids = (await rest.text()).trim().split("\n").map((l) => JSON.parse(l).id);
+    assert.deepEqual(ids, [...Array(18).keys()].map((i) => i + 13));
+    assert.equal(
+      await problemCode(await app.request(`http://x/export?owner=bob&after=${page.next}`)),
+      "BAD_INPUT",
+    );
+    // A token bound to the path and query is not one bound to a scope.
+    const unscoped = await encodeAfterToken(["12"], { key: ["id"], direction: "asc", secret: "k" });
+    assert.equal(
+      await problemCode(await app.request(`http://x/export?owner=alice&after=${unscoped}`)),
+      "BAD_INPUT",
+    );
+    // Bad scopes are the programmer's error.
+    await assert.rejects(
+      // deno-lint-ignore no-explicit-any
+      paginate({} as any, sql, "select 1 as id", { key: "id", scope: "" }),
+      TypeError,
+    );
+  } finally {
+    await endPool(sql);
+  }
+});
+
+test("paginate() builds Link from the request's path and query or a configured base, never from Host", async () => {
+  const { sql } = connect();
+  try {
+    const q = "select g as id from generate_series(1, 10) g";
+    const app = new Hono();
+    app.get("/items", (c) => paginate(c, sql, q, { key: "id", limit: 3, secret: "k" }));
+    app.get("/based", (c) =>
+      paginate(c, sql, q, {
+        key: "id",
+        limit: 3,
+        secret: "k",
+        linkBase: "https://api.example.com/v1",
+      }));
+    // What a request with `Host: evil.example` looks like to the handler.
+    const res = await app.request(
+      new Request("http://evil.example/items?limit=3", { headers: { Host: "evil.example" } }),
+    );
+    const page = await res.json() as Page;
+    const link = res.headers.get("link") ?? "";
+    assert.doesNotMatch(link, /evil/);
+    const target = /^<(.+)>; rel="next"$/.exec(link)?.[1];
+    assert.ok(target !== undefined, `Link header: ${link}`);
+    // A reference relative to the URL the client asked for.
+    const next = new URL(target, "https://shop.example/api/items?limit=3");
+    assert.equal(next.origin + next.pathname, "https://shop.example/api/items");
+    assert.equal(next.searchParams.get("limit"), "3");
+    assert.equal(next.searchParams.get("after"), page.next);
+
+    const based = await app.request(new Request("http://evil.example/based?limit=3"));
+    const basedPage = await based.json() as Page;
+    assert.equal(
+      based.headers.get("link"),
+      `<https://api.example.com/v1/based?limit=3&after=${basedPage.next}>; rel="next"`,
+    );
+    for (const linkBase of ["/v1", "ftp://x.example", "https://x.example/?a=1", 3]) {
+      await assert.rejects(
+        // deno-lint-ignore no-explicit-any
+        paginate({} as any, sql, q, { key: "id", linkBase: linkBase as any }),
+        TypeError,
+        String(linkBase),
+      );
+    }
   } finally {
     await endPool(sql);
   }

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { busySessions, connect, endPool, sessions, waitFor } from "../_db.ts";
 import type { Sql } from "../_db.ts";
 import { parseChunked, rawGet, RUNTIME, startServer } from "./_server.ts";
+import { looksCompleteCsv, looksCompleteNdjson } from "./_complete.ts";
 
 /** Sessions of the server's pool that are not idle (inside a transaction or running a query). */
 async function busy(admin: Sql, app: string): Promise<string[]> {
@@ -55,6 +56,65 @@ test(`streamQuery() on ${RUNTIME}: an error after the first byte aborts the chun
     await endPool(admin);
   }
 });
+
+test(
+  `streamQuery() on ${RUNTIME}: a query failing mid-stream never looks complete to an HTTP/1.0 client`,
+  {
+    timeout: 60_000,
+  },
+  async () => {
+    const server = await startServer({ SLUICE_IDLE_MS: "20000" });
+    const admin = connect().sql;
+    try {
+      // ~4 MB of rows, then a division by zero. HTTP/1.0 has no chunked encoding: the body ends
+      // where the connection closes, so only a reset or a body no reader accepts can tell.
+      const seen: string[] = [];
+      const looksComplete = {
+        ndjson: looksCompleteNdjson,
+        csv: looksCompleteCsv,
+        json: (text: string) => {
+          try {
+            JSON.parse(text);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        sse: (text: string) => text.includes("\nevent: end\n"),
+      };
+      for (const format of ["ndjson", "csv", "json", "sse"] as const) {
+        for (const copy of [false, true]) {
+          const path = `/fail?at=30000&pad=100&format=${format}${copy ? "&copy=1" : ""}`;
+          const ex = rawGet(server.port, path, {}, "1.0");
+          const end = await ex.closed;
+          const raw = ex.data();
+          const headEnd = raw.indexOf("\r\n\r\n");
+          const head = raw.subarray(0, headEnd).toString("latin1");
+          assert.match(head, /^HTTP\/1\.[01] 200 /, head);
+          assert.doesNotMatch(head, /transfer-encoding|content-length/i, head);
+          const body = raw.subarray(headEnd + 4).toString();
+          assert.ok(
+            body.length > 1_000_000,
+            `${path}: only ${body.length} bytes before the failure`,
+          );
+          const complete = looksComplete[format](body);
+          seen.push(`${path}: ${body.length} B, ${end.error ? "reset" : "closed"}`);
+          assert.ok(
+            end.error || !complete,
+            `${path}: the failed response ended cleanly with a body that looks complete (${body.length} bytes, ending ${
+              JSON.stringify(body.slice(-60))
+            })`,
+          );
+        }
+      }
+      console.log(`${RUNTIME}: HTTP/1.0 failures: ${seen.join("; ")}`);
+      assert.ok(await waitFor(async () => (await busy(admin, server.app)).length === 0, 2000));
+    } finally {
+      await server.stop();
+      await endPool(admin);
+    }
+  },
+);
 
 test(`streamQuery() on ${RUNTIME}: 100 clients that disconnect mid-stream leave no busy session`, {
   timeout: 120_000,

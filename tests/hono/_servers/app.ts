@@ -72,6 +72,20 @@ export function createTestApp(options: TestAppOptions): { app: Hono; sql: Sql } 
       { ...base, ...(c.req.query("copy") === "1" ? { copy: true } : {}) },
     );
   });
+  // Rows up to `at`, then a division by zero: a query that fails after the first byte. Every
+  // `pad` value holds a quote and a line break, so CSV quotes it across lines.
+  app.get("/fail", (c) => {
+    statements++;
+    const at = Math.trunc(num(c.req.query("at"), 10));
+    const pad = Math.trunc(num(c.req.query("pad"), 0));
+    return streamQuery(
+      c,
+      sql,
+      `select g as id, 'say "hi"' || chr(10) || repeat('x', ${pad}) as pad, 1 / (${at} - g) as z
+       from generate_series(1, ${at}) g`,
+      { ...base, ...(c.req.query("copy") === "1" ? { copy: true } : {}) },
+    );
+  });
   app.get("/limited/rows", rowsRoute);
   app.get("/bad-sql", (c) => streamQuery(c, sql, "select nope from sluice_no_such_table", base));
   app.get(
