@@ -53,7 +53,14 @@ export {
   DEFAULT_MIN_BATCH_ROWS,
   DEFAULT_TARGET_BATCH_BYTES,
 } from "./lib/options.ts";
-export type { BatchInfo, BatchSizing, RetryInfo, StreamOptions } from "./lib/options.ts";
+export type {
+  BatchInfo,
+  BatchSizing,
+  RetryInfo,
+  StreamEnding,
+  StreamOptions,
+  StreamSummary,
+} from "./lib/options.ts";
 export { SluiceError } from "./lib/errors.ts";
 export type { SluiceErrorCode, SluiceErrorOptions } from "./lib/errors.ts";
 export type { Column, Query, RawRow, Row, Sql, SqlQuery } from "./lib/sources/postgres_cursor.ts";

@@ -1,7 +1,7 @@
 import { BatchTuner } from "./batch_tuner.ts";
 import { SluiceError } from "./errors.ts";
 import { resolveStreamOptions } from "./options.ts";
-import type { BatchSizing, StreamOptions } from "./options.ts";
+import type { BatchSizing, StreamEnding, StreamOptions } from "./options.ts";
 import type { BatchSource, OpenBatchSource } from "./sources/batch_source.ts";
 
 /**
@@ -21,7 +21,11 @@ export function createSourceStream<T, O>(
   resize?: () => Partial<BatchSizing> | undefined,
 ): ReadableStream<O> {
   const opts = resolveStreamOptions(options);
-  const { signal, idleTimeoutMs, onBatch } = opts;
+  const { signal, idleTimeoutMs, onBatch, onEnd } = opts;
+  const created = performance.now();
+  let rows = 0;
+  let bytes = 0;
+  let ending: StreamEnding | undefined;
   let tuner = new BatchTuner(opts);
   let source: BatchSource<T> | undefined;
   let opening: Promise<BatchSource<T>> | undefined;
@@ -42,9 +46,10 @@ export function createSourceStream<T, O>(
   const idleTick = Math.max(10, Math.floor(idleTimeoutMs / 8));
   let ctrl: ReadableStreamDefaultController<O>;
 
-  const shutdown = (error?: unknown): Promise<void> => {
+  const shutdown = (error?: unknown, why: StreamEnding = "error"): Promise<void> => {
     if (closing) return closing;
     if (error !== undefined) failure ??= { error };
+    ending ??= error === undefined ? "completed" : why;
     if (timer !== undefined) clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);
     if (source) closing = source.close(error);
@@ -56,24 +61,39 @@ export function createSourceStream<T, O>(
         () => {},
       );
     } else closing = Promise.resolve();
+    if (onEnd) closing = closing.then(report);
     return closing;
+  };
+
+  const report = (): void => {
+    try {
+      onEnd!({
+        ending: ending!,
+        ...(failure ? { error: failure.error } : {}),
+        rows,
+        bytes,
+        batches: index,
+        durationMs: performance.now() - created,
+      });
+    } catch { /* a logging hook must not change how the stream ends */ }
   };
 
   // Fail the stream from outside a pull (abort, idle): free the source first so that a consumer
   // who sees the error can rely on the connection being back in the pool.
-  const failFromOutside = (error: unknown): void => {
+  const failFromOutside = (error: unknown, why: StreamEnding): void => {
     if (closing) return;
     if (pulling) {
       failure ??= { error };
+      ending ??= why;
       if (source) source.interrupt?.();
       else stopOpening.abort(error);
       return;
     }
-    void shutdown(error).then(() => ctrl.error(error));
+    void shutdown(error, why).then(() => ctrl.error(error));
   };
 
   function onAbort(): void {
-    failFromOutside(signal?.reason);
+    failFromOutside(signal?.reason, "aborted");
   }
 
   // A consumer counts as active while it reads: either a pull is under way or the queue's size
@@ -97,6 +117,7 @@ export function createSourceStream<T, O>(
         "IDLE_TIMEOUT",
         `Cannot keep the stream open as the consumer stopped reading: idle for more than ${idleTimeoutMs} ms`,
       ),
+      "idle_timeout",
     );
   };
 
@@ -105,7 +126,8 @@ export function createSourceStream<T, O>(
       ctrl = controller;
       if (signal?.aborted) {
         failure = { error: signal.reason };
-        closing = Promise.resolve();
+        ending = "aborted";
+        closing = onEnd ? Promise.resolve().then(report) : Promise.resolve();
         controller.error(signal.reason);
         return;
       }
@@ -134,10 +156,13 @@ export function createSourceStream<T, O>(
         const late = failed();
         if (late) throw late.error;
         const count = batch.count ?? batch.rows.length;
+        rows += count;
+        bytes += batch.bytes;
         const done = batch.done ?? count < wanted;
         const next = done ? 0 : tuner.record(count, batch.bytes);
+        const batchIndex = index++;
         onBatch?.({
-          index: index++,
+          index: batchIndex,
           rows: count,
           bytes: batch.bytes,
           fetchMs: performance.now() - started,
@@ -163,7 +188,7 @@ export function createSourceStream<T, O>(
     },
     async cancel(reason) {
       if (source) source.interrupt?.();
-      await shutdown(reason ?? new Error("The stream was cancelled"));
+      await shutdown(reason ?? new Error("The stream was cancelled"), "cancelled");
     },
   }, { highWaterMark: 0 });
 }

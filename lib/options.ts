@@ -37,6 +37,25 @@ export interface BatchInfo {
   nextRows: number;
 }
 
+/** How a stream ended, as `onEnd` reports it. */
+export type StreamEnding = "completed" | "cancelled" | "aborted" | "idle_timeout" | "error";
+
+/** What `onEnd` learns about a stream once it ended and its connection was freed. */
+export interface StreamSummary {
+  /** How it ended: read to the end, cancelled by its consumer, aborted by the signal, stopped by the idle timeout, or failed. */
+  ending: StreamEnding;
+  /** What it failed with (`"error"`), or the abort's or cancel's reason. */
+  error?: unknown;
+  /** Rows fetched. */
+  rows: number;
+  /** Bytes of the rows' values as received from the server. */
+  bytes: number;
+  /** Batches fetched. */
+  batches: number;
+  /** Milliseconds from the stream's creation to its end, connection freed. */
+  durationMs: number;
+}
+
 /** Options shared by every stream function. */
 export interface StreamOptions extends BatchSizing {
   /** Aborting it errors the stream with the signal's reason and frees the connection. */
@@ -50,6 +69,12 @@ export interface StreamOptions extends BatchSizing {
   statementTimeoutMs?: number;
   /** Called after each fetched batch, before it is handed to the consumer. */
   onBatch?: (info: BatchInfo) => void;
+  /**
+   * Called once when the stream has ended, however it ended, after its connection was freed: rows,
+   * bytes, batches, duration and how it ended (for logs and metrics). An exception it throws is
+   * ignored.
+   */
+  onEnd?: (summary: StreamSummary) => void;
   /**
    * Byte formats (CSV, NDJSON, JSON, SSE) only: read a query without parameters through
    * `COPY (query) TO STDOUT` instead of a cursor — `COPY`'s speed, same bytes, same cleanup.
@@ -114,6 +139,7 @@ export interface ResolvedStreamOptions extends Required<BatchSizing> {
   idleTimeoutMs: number;
   statementTimeoutMs: number | undefined;
   onBatch: ((info: BatchInfo) => void) | undefined;
+  onEnd: ((summary: StreamSummary) => void) | undefined;
 }
 
 function checkInteger(name: string, value: number, min: number): void {
@@ -197,6 +223,11 @@ export function resolveStreamOptions(options: StreamOptions = {}): ResolvedStrea
       `Cannot use copy as stream option: current value is ${String(options.copy)}`,
     );
   }
+  if (options.onEnd !== undefined && typeof options.onEnd !== "function") {
+    throw new TypeError(
+      `Cannot use onEnd as stream option: current value is ${String(options.onEnd)}`,
+    );
+  }
   if (options.onBatch !== undefined && typeof options.onBatch !== "function") {
     throw new TypeError(
       `Cannot use onBatch as stream option: current value is ${String(options.onBatch)}`,
@@ -208,5 +239,6 @@ export function resolveStreamOptions(options: StreamOptions = {}): ResolvedStrea
     idleTimeoutMs,
     statementTimeoutMs: options.statementTimeoutMs,
     onBatch: options.onBatch,
+    onEnd: options.onEnd,
   };
 }

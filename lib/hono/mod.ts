@@ -21,7 +21,7 @@
  *
  * @module
  */
-export type { RetryInfo, StreamOptions } from "../options.ts";
+export type { RetryInfo, StreamEnding, StreamOptions, StreamSummary } from "../options.ts";
 export { streamQuery } from "./stream_query.ts";
 export type { StreamFormat, StreamQueryOptions } from "./stream_query.ts";
 export { streamLimit } from "./stream_limit.ts";
