@@ -141,3 +141,56 @@ export function problemFromError(error: unknown): Problem {
   }
   return { status: 500, title: "Internal Server Error", detail: "The query failed." };
 }
+
+/**
+ * Receives the real error behind an error response or an aborted body, with the request's context
+ * (for logs and metrics). The client only ever sees the problem, never this error.
+ */
+export type ErrorHook = (error: unknown, c: StreamContext) => void;
+
+/**
+ * Hands an error to the server side: `onError` when given, else `console.error` for errors the
+ * server must act on (status 500 and above, or after the first byte). Never throws.
+ *
+ * @param c The request's context.
+ * @param error The real error.
+ * @param onError The caller's hook.
+ * @param status The status the client got, if a response was still possible.
+ */
+export function reportError(
+  c: StreamContext,
+  error: unknown,
+  onError: ErrorHook | undefined,
+  status?: number,
+): void {
+  try {
+    if (onError) onError(error, c);
+    else if (status === undefined || status >= 500) console.error("sluice:", error);
+  } catch { /* a logging hook must not change the response */ }
+}
+
+/**
+ * The response for an error before the first byte: a mistake in the server's own code or options
+ * (a `TypeError` or `RangeError`) is a 500 that says so without detail; anything else maps through
+ * {@linkcode problemFromError}. The error itself goes to {@linkcode reportError}.
+ *
+ * @param c The request's context.
+ * @param error What went wrong.
+ * @param onError The caller's hook.
+ * @returns An `application/problem+json` response.
+ */
+export function errorResponse(
+  c: StreamContext,
+  error: unknown,
+  onError: ErrorHook | undefined,
+): Response {
+  const problem: Problem = error instanceof TypeError || error instanceof RangeError
+    ? {
+      status: 500,
+      title: "Internal Server Error: the endpoint is misconfigured",
+      detail: "The server's code or options for this resource are not valid; its logs say why.",
+    }
+    : problemFromError(error);
+  reportError(c, error, onError, problem.status);
+  return problemResponse(c, problem);
+}

@@ -25,12 +25,14 @@ export type { RetryInfo, StreamEnding, StreamOptions, StreamSummary } from "../o
 export { streamQuery } from "./stream_query.ts";
 export type { StreamFormat, StreamQueryOptions } from "./stream_query.ts";
 export { streamLimit } from "./stream_limit.ts";
+export { compressibleType } from "./compressible.ts";
 export { ingestRequest } from "./ingest_request.ts";
 export type { IngestRequestOptions } from "./ingest_request.ts";
 export type { IngestConflict, IngestFormat, IngestOptions } from "../ingest.ts";
 export type { StreamLimitOptions } from "./stream_limit.ts";
 export { DEFAULT_MAX_PAGE_LIMIT, DEFAULT_PAGE_LIMIT, paginate } from "./paginate.ts";
 export type { PaginateOptions } from "./paginate.ts";
+export type { ErrorHook } from "./_problem.ts";
 export type { StreamContext, StreamMiddleware, StreamNext } from "./_context.ts";
 export type { Database, DatabaseQuery } from "../sources/open_source.ts";
 export type { ParameterizedQuery, PGliteDatabase, PGliteResults } from "../sources/pglite.ts";

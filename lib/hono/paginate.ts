@@ -2,7 +2,8 @@ import { SluiceError } from "../errors.ts";
 import { openPostgresKeyset, resolveKeysetOptions } from "../sources/postgres_keyset.ts";
 import type { Query, Sql } from "../sources/postgres_cursor.ts";
 import type { StreamContext } from "./_context.ts";
-import { problemFromError, problemResponse } from "./_problem.ts";
+import { errorResponse, problemResponse } from "./_problem.ts";
+import type { ErrorHook } from "./_problem.ts";
 import { decodeAfterToken, encodeAfterToken } from "./_token.ts";
 import { checkScope, tokenScope } from "./_token_scope.ts";
 
@@ -47,6 +48,11 @@ export interface PaginateOptions {
   linkBase?: string;
   /** `statement_timeout` for the page's statement. */
   statementTimeoutMs?: number;
+  /**
+   * Receives the real error behind an error response (the client gets an
+   * `application/problem+json` without SQL or details). Default: `console.error` for 5xx.
+   */
+  onError?: ErrorHook;
 }
 
 function checkLimit(name: string, value: unknown): number {
@@ -142,6 +148,21 @@ export async function paginate(
   query: Query,
   options: PaginateOptions,
 ): Promise<Response> {
+  const onError = typeof options?.onError === "function" ? options.onError : undefined;
+  try {
+    return await respond(c, sql, query, options, onError);
+  } catch (error) {
+    return errorResponse(c, error, onError);
+  }
+}
+
+async function respond(
+  c: StreamContext,
+  sql: Sql,
+  query: Query,
+  options: PaginateOptions,
+  onError: ErrorHook | undefined,
+): Promise<Response> {
   if (options === null || typeof options !== "object") {
     throw new TypeError(`Cannot use options as paginate options: current value is ${options}`);
   }
@@ -209,7 +230,7 @@ export async function paginate(
       await source.close();
     }
   } catch (error) {
-    return problemResponse(c, problemFromError(error));
+    return errorResponse(c, error, onError);
   }
 
   const headers: Record<string, string> = {

@@ -4,7 +4,8 @@ import type { Database, DatabaseQuery } from "../sources/open_source.ts";
 import { FORMAT_STREAMS } from "./_formats.ts";
 import { negotiateFormat, STREAM_FORMATS, supportedMediaTypes } from "./_negotiate.ts";
 import type { StreamFormat } from "./_negotiate.ts";
-import { problemFromError, problemResponse } from "./_problem.ts";
+import { errorResponse, problemFromError, problemResponse, reportError } from "./_problem.ts";
+import type { ErrorHook } from "./_problem.ts";
 import { createFailureMark } from "./_failure_mark.ts";
 import { decodeAfterToken } from "./_token.ts";
 import { checkScope, tokenScope } from "./_token_scope.ts";
@@ -35,6 +36,12 @@ export interface StreamQueryOptions extends StreamOptions {
    * query — give the `paginate()` route whose walk this stream continues the same `scope`.
    */
   scope?: string;
+  /**
+   * Receives the real error whenever the client gets an error instead of rows: before the first
+   * byte (the client gets an `application/problem+json` without SQL or details) and after it (the
+   * response is aborted). Default: `console.error` for 5xx problems and aborted responses.
+   */
+  onError?: ErrorHook;
 }
 
 // Every response streams rows that may change on the next request; proxies (nginx) must not
@@ -157,8 +164,23 @@ export async function streamQuery(
   query: DatabaseQuery,
   options: StreamQueryOptions = {},
 ): Promise<Response> {
+  const onError = typeof options?.onError === "function" ? options.onError : undefined;
+  try {
+    return await respond(c, sql, query, options, onError);
+  } catch (error) {
+    return errorResponse(c, error, onError);
+  }
+}
+
+async function respond(
+  c: StreamContext,
+  sql: Database,
+  query: DatabaseQuery,
+  options: StreamQueryOptions,
+  onError: ErrorHook | undefined,
+): Promise<Response> {
   checkOptions(options);
-  const { format, filename, secret, scope, ...streamOptions } = options;
+  const { format, filename, secret, scope, onError: _onError, ...streamOptions } = options;
   const negotiated = negotiateFormat(c, format);
   if (negotiated === undefined) {
     return problemResponse(c, {
@@ -234,7 +256,7 @@ export async function streamQuery(
       else head.push(result.value);
     }
   } catch (error) {
-    return problemResponse(c, problemFromError(error));
+    return errorResponse(c, error, onError);
   }
 
   // The response body replays the chunks read above, then reads on. It is pulled once per chunk
@@ -258,6 +280,7 @@ export async function streamQuery(
     failure ??= { error, sent: false };
     if (failure.sent) return undefined;
     failure.sent = true;
+    reportError(c, error, onError);
     const tail = mark.end(problemFromError(error).code);
     if (tail === undefined) ctrl?.error(error);
     return tail;
