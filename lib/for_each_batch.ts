@@ -1,3 +1,4 @@
+import { checkOptionNames } from "./check_option_names.ts";
 /** Options of {@linkcode forEachBatch}. */
 export interface ForEachBatchOptions {
   /** Batches processed at once (a sliding window, not gather-then-wait). Default 1. */
@@ -47,6 +48,7 @@ export async function forEachBatch<T>(
   fn: (batch: T[], index: number) => void | Promise<void>,
   options: ForEachBatchOptions = {},
 ): Promise<ForEachBatchResult> {
+  checkOptionNames(options, ["concurrency", "signal"], "forEachBatch()");
   const concurrency = options.concurrency ?? 1;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new RangeError(

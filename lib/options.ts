@@ -56,6 +56,28 @@ export interface StreamSummary {
   durationMs: number;
 }
 
+/** Every option name of {@linkcode StreamOptions}, to refuse the ones that are not (typos). */
+export const STREAM_OPTION_NAMES: readonly string[] = [
+  "targetBatchBytes",
+  "firstBatchRows",
+  "minBatchRows",
+  "maxBatchRows",
+  "signal",
+  "idleTimeoutMs",
+  "statementTimeoutMs",
+  "onBatch",
+  "onEnd",
+  "copy",
+  "include",
+  "strategy",
+  "key",
+  "direction",
+  "after",
+  "retries",
+  "retryDelayMs",
+  "onRetry",
+];
+
 /** Options shared by every stream function. */
 export interface StreamOptions extends BatchSizing {
   /** Aborting it errors the stream with the signal's reason and frees the connection. */

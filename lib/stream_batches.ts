@@ -40,7 +40,7 @@ export function streamBatches<T = Row>(
   query: DatabaseQuery,
   options?: StreamOptions,
 ): ReadableStream<T[]> {
-  checkFeatureOptions(options);
+  checkFeatureOptions(options, "streamBatches()");
   return createSourceStream<T, T[]>(
     (signal) => openDecodedCursor<T>(sql, query, { ...options, signal }),
     options,

@@ -56,7 +56,7 @@ export function streamCsv(
   query: DatabaseQuery,
   options?: CsvOptions,
 ): ReadableStream<Uint8Array> {
-  checkFeatureOptions(options);
+  checkFeatureOptions(options, "streamCsv()", ["header"]);
   const opts = withFormatDefaults(options);
   if (options?.header !== undefined && typeof options.header !== "boolean") {
     throw new TypeError(

@@ -39,5 +39,12 @@ export function streamJsonArray(
   query: DatabaseQuery,
   options?: StreamOptions,
 ): ReadableStream<Uint8Array> {
-  return streamEncoded(sql, query, options, new JsonArrayEncoder(), new ChunkWriter());
+  return streamEncoded(
+    sql,
+    query,
+    options,
+    new JsonArrayEncoder(),
+    new ChunkWriter(),
+    "streamJsonArray()",
+  );
 }

@@ -49,5 +49,6 @@ export function streamNdjson(
     options,
     ndjsonEncoder,
     new ChunkWriter(undefined, { oneLine: true }),
+    "streamNdjson()",
   );
 }

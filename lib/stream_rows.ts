@@ -31,7 +31,7 @@ export function streamRows<T = Row>(
   query: DatabaseQuery,
   options?: StreamOptions,
 ): ReadableStream<T> {
-  checkFeatureOptions(options);
+  checkFeatureOptions(options, "streamRows()");
   return createSourceStream<T, T>(
     (signal) => openDecodedCursor<T>(sql, query, { ...options, signal }),
     options,

@@ -53,5 +53,5 @@ export function streamSse(
   options?: StreamOptions,
 ): ReadableStream<Uint8Array> {
   const writer = new ChunkWriter(undefined, { oneLine: true });
-  return streamEncoded(sql, query, options, new SseEncoder(), writer);
+  return streamEncoded(sql, query, options, new SseEncoder(), writer, "streamSse()");
 }

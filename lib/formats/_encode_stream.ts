@@ -66,8 +66,9 @@ export function streamEncoded(
   userOptions: StreamOptions | undefined,
   encoder: RowEncoder,
   writer: ChunkWriter,
+  what: string,
 ): ReadableStream<Uint8Array> {
-  checkFeatureOptions(userOptions);
+  checkFeatureOptions(userOptions, what);
   const options = withFormatDefaults(userOptions);
   const byChunk = endsAtFullChunk(userOptions);
   let viaCopy = false;

@@ -1,3 +1,4 @@
+import { checkOptionNames } from "../check_option_names.ts";
 import { SluiceError } from "../errors.ts";
 import { openPostgresKeyset, resolveKeysetOptions } from "../sources/postgres_keyset.ts";
 import type { Query, Sql } from "../sources/postgres_cursor.ts";
@@ -156,6 +157,18 @@ export async function paginate(
   }
 }
 
+const PAGINATE_OPTION_NAMES = [
+  "key",
+  "direction",
+  "limit",
+  "maxLimit",
+  "secret",
+  "scope",
+  "linkBase",
+  "statementTimeoutMs",
+  "onError",
+];
+
 async function respond(
   c: StreamContext,
   sql: Sql,
@@ -166,6 +179,7 @@ async function respond(
   if (options === null || typeof options !== "object") {
     throw new TypeError(`Cannot use options as paginate options: current value is ${options}`);
   }
+  checkOptionNames(options, PAGINATE_OPTION_NAMES, "paginate()");
   const keyset = resolveKeysetOptions({
     strategy: "keyset",
     key: options.key,

@@ -1,4 +1,6 @@
 import type { StreamContext } from "./_context.ts";
+import { checkOptionNames } from "../check_option_names.ts";
+import { STREAM_OPTION_NAMES } from "../options.ts";
 import type { StreamOptions } from "../options.ts";
 import type { Database, DatabaseQuery } from "../sources/open_source.ts";
 import { FORMAT_STREAMS } from "./_formats.ts";
@@ -88,12 +90,23 @@ function anySignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
   return controller.signal;
 }
 
+const QUERY_OPTION_NAMES = [
+  ...STREAM_OPTION_NAMES,
+  "format",
+  "filename",
+  "header",
+  "secret",
+  "scope",
+  "onError",
+];
+
 function checkOptions(options: StreamQueryOptions): void {
   if (options === null || typeof options !== "object") {
     throw new TypeError(
       `Cannot use options as streamQuery options: current value is ${String(options)}`,
     );
   }
+  checkOptionNames(options, QUERY_OPTION_NAMES, "streamQuery()");
   const { format, filename } = options;
   checkScope(options.scope);
   if (format !== undefined && !STREAM_FORMATS.includes(format)) {
@@ -231,6 +244,8 @@ async function respond(
   const signal = anySignal(streamOptions.signal, c.req.raw.signal);
   let fetched = false;
   const onBatch = streamOptions.onBatch;
+  // `header` is CSV's alone; the other formats refuse options they do not know.
+  if (negotiated.format !== "csv") delete streamOptions.header;
   const source = FORMAT_STREAMS[negotiated.format](sql, query, {
     ...streamOptions,
     // A server streams to many clients at once: through COPY each stream moves rows as fast as the

@@ -203,17 +203,20 @@ test("streamQuery() answers HEAD with the headers and never opens a cursor", asy
   }
 });
 
-test("streamQuery() rejects bad options with TypeError", async () => {
+test("streamQuery() answers bad options with a problem+json 500 and hands the TypeError to onError", async () => {
   const sql = connect().sql;
   try {
     const app = new Hono();
-    // deno-lint-ignore no-explicit-any
-    app.get("/f", (c) => streamQuery(c, sql, "select 1", { format: "xml" as any }));
-    app.get("/n", (c) => streamQuery(c, sql, "select 1", { filename: "" }));
     const errors: unknown[] = [];
-    app.onError((e, c) => (errors.push(e), c.text("x", 500)));
-    assert.equal((await app.request("/f")).status, 500);
-    assert.equal((await app.request("/n")).status, 500);
+    const onError = (e: unknown) => void errors.push(e);
+    // deno-lint-ignore no-explicit-any
+    app.get("/f", (c) => streamQuery(c, sql, "select 1", { format: "xml" as any, onError }));
+    app.get("/n", (c) => streamQuery(c, sql, "select 1", { filename: "", onError }));
+    for (const path of ["/f", "/n"]) {
+      const res = await app.request(path);
+      assert.equal(res.status, 500);
+      assert.equal(res.headers.get("content-type"), PROBLEM);
+    }
     assert.ok(errors[0] instanceof TypeError);
     assert.match(String(errors[0]), /Cannot use format as a stream format .*current value is xml/);
     assert.ok(errors[1] instanceof TypeError);
