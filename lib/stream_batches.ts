@@ -67,7 +67,7 @@ export async function openDecodedCursor<T>(
     include: undefined,
     mapRow: createSourceRowDecoder<T & object>(sql),
   });
-  const run = include ? includeRunner(cursor) : undefined;
+  const run = include ? includeRunner(sql as Sql, cursor) : undefined;
   return {
     async fetch(rows) {
       const batch = await cursor.fetch(rows);
