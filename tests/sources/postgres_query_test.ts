@@ -5,13 +5,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import postgres from "postgres";
-import {
-  DummyDriver,
-  Kysely,
-  PostgresAdapter,
-  PostgresIntrospector,
-  PostgresQueryCompiler,
-} from "kysely";
 import { and, gt, inArray, lte, sql as dsql } from "drizzle-orm";
 import { integer, pgTable, text } from "drizzle-orm/pg-core";
 import { drizzle } from "drizzle-orm/postgres-js";
@@ -29,18 +22,7 @@ import type { DatabaseQuery } from "../../mod.ts";
 import { paginate, streamQuery } from "../../lib/hono/mod.ts";
 import { busySessions, connect, DATABASE_URL, endPool, uniqueName } from "../_db.ts";
 import type { Sql } from "../_db.ts";
-
-// Kysely as a query builder only (its documented "splitting build and execution" setup).
-// deno-lint-ignore no-explicit-any
-const kysely = new Kysely<any>({
-  dialect: {
-    createAdapter: () => new PostgresAdapter(),
-    createDriver: () => new DummyDriver(),
-    // deno-lint-ignore no-explicit-any
-    createIntrospector: (db: Kysely<any>) => new PostgresIntrospector(db),
-    createQueryCompiler: () => new PostgresQueryCompiler(),
-  },
-});
+import { kysely } from "../_builders.ts";
 
 async function bodyOf(stream: ReadableStream<Uint8Array>): Promise<string> {
   return await new Response(stream).text();
