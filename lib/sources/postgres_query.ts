@@ -29,7 +29,7 @@ export type CompiledQuery =
  * A query builder's query that sluice compiles with the builder's own compiler: a Drizzle query
  * (`db.select()…`, anything with `toSQL()`) or a Drizzle ``sql`…` `` template (rendered with
  * PostgreSQL quoting, column names as declared: with Drizzle's `casing` option, pass
- * `db.dialect.sqlToQuery(query)` instead).
+ * `new PgDialect({ casing }).sqlToQuery(query)` instead).
  */
 export type BuilderQuery =
   | { toSQL(): { sql: string; params: readonly unknown[] } }

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import postgres from "postgres";
 import { and, gt, inArray, lte, sql as dsql } from "drizzle-orm";
-import { integer, pgTable, text } from "drizzle-orm/pg-core";
+import { integer, PgDialect, pgTable, text } from "drizzle-orm/pg-core";
 import { drizzle } from "drizzle-orm/postgres-js";
 import {
   forEachBatch,
@@ -83,6 +83,12 @@ test("every query form reaches the server with its parameters (streamRows)", asy
         [
           "Drizzle toSQL()",
           db.select({ id: items.id }).from(items).where(gt(items.id, 7)).orderBy(items.id).toSQL(),
+        ],
+        [
+          "Drizzle PgDialect#sqlToQuery()",
+          new PgDialect().sqlToQuery(
+            dsql`select ${items.id} from ${items} where ${items.id} > ${7} order by 1`,
+          ),
         ],
         [
           "Drizzle sql template",
@@ -280,6 +286,9 @@ test("Drizzle: rows carry the SQL column names; .as() or a column transform give
         shopName: dsql<string>`${items.shopName}`.as("shopName"),
       }).from(items).where(and(lte(items.id, 1), inArray(items.shopName, ["a", "b"])));
       assert.deepEqual(await rowsOf(sql, aliased), [{ key: 1, shopName: "a" }]);
+      const kyselyAliased = kysely.selectFrom(table).select(["id as key", "shop as shopName"])
+        .where("id", "=", 1).compile();
+      assert.deepEqual(await rowsOf(sql, kyselyAliased), [{ key: 1, shopName: "a" }]);
       // For objects, postgres.js's own column transform maps snake_case columns to camelCase.
       const camel = postgres(DATABASE_URL, { max: 1, transform: postgres.camel });
       try {
