@@ -195,9 +195,9 @@ export function wrapQuery(
   if (query.fragment !== undefined) {
     // A template built by hand: postgres.js renumbers the fragment's parameters around ours.
     const template = Object.assign([...strings], { raw: [...strings] });
-    // deno-lint-ignore no-explicit-any
     const run = db(
       template as unknown as TemplateStringsArray,
+      // deno-lint-ignore no-explicit-any
       ...([query.fragment, ...values] as any[]),
     );
     return { fragment: run as unknown as SqlQuery, run };
