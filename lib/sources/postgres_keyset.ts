@@ -1,5 +1,5 @@
 import type postgres from "postgres";
-import { SluiceError } from "../errors.ts";
+import { isProtocolViolation, SluiceError } from "../errors.ts";
 import type { RetryInfo, StreamOptions } from "../options.ts";
 import type { SourceBatch } from "./batch_source.ts";
 import { isConnectionError } from "./postgres_cursor.ts";
@@ -204,16 +204,9 @@ function quoteIdentifier(name: string): string {
  */
 export function isRetryableError(error: unknown): boolean {
   if (isConnectionError(error)) return true;
-  const { code, message, routine } = (error ?? {}) as {
-    code?: unknown;
-    message?: unknown;
-    routine?: unknown;
-  };
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   if (code === "ECONNREFUSED" || code === "ETIMEDOUT" || code === "ENOTCONN") return true;
-  // 08P01 from PostgreSQL itself is a protocol violation in what was sent (a Bind with the wrong
-  // number of parameters): it fails the same way on every connection. PostgreSQL's errors name
-  // the server routine that raised them; PgBouncer's never do.
-  if (code === "08P01" && routine !== undefined) return false;
+  if (isProtocolViolation(error)) return false;
   // Class 08 (connection exception). PgBouncer reports its own failures as 08P01 ("server conn
   // crashed?", "server login failed"); "… not allowed in statement pooling mode" never heals.
   return typeof code === "string" && code.startsWith("08") &&

@@ -235,6 +235,26 @@ test("keyset: a protocol error fails at once, not as a lost connection", async (
   });
 });
 
+test("a protocol error is a 500 over HTTP, not a 503 'retry later', and fails a keyset stream at once", async () => {
+  await withTable(3, async (sql, table) => {
+    // `$2` written into the template's text: postgres.js binds one parameter, the statement
+    // takes two, and the server refuses the Bind (08P01).
+    const query = sql`select id, ${1}::int as a, $2::int as b from ${sql(table)}`;
+    const app = new Hono();
+    app.get("/rows", (c) => streamQuery(c, sql, query));
+    const res = await app.request("/rows");
+    assert.equal(res.status, 500);
+    assert.equal(res.headers.get("retry-after"), null);
+    assert.equal((await res.json() as { code?: string }).code, "08P01");
+    const retries: unknown[] = [];
+    await assert.rejects(
+      rowsOf(sql, query, { key: "id", onRetry: (info: unknown) => retries.push(info) }),
+      (error: { code?: string }) => error.code === "08P01",
+    );
+    assert.deepEqual(retries, []);
+  });
+});
+
 test("Hono streamQuery() and paginate() send the query's parameters", async () => {
   await withTable(40, async (sql, table) => {
     const app = new Hono();
