@@ -20,6 +20,7 @@ import {
 } from "../../mod.ts";
 import type { DatabaseQuery } from "../../mod.ts";
 import { paginate, streamQuery } from "../../lib/hono/mod.ts";
+import { isRetryableError } from "../../lib/sources/postgres_keyset.ts";
 import { busySessions, connect, DATABASE_URL, endPool, uniqueName } from "../_db.ts";
 import type { Sql } from "../_db.ts";
 import { kysely } from "../_builders.ts";
@@ -253,6 +254,19 @@ test("a protocol error is a 500 over HTTP, not a 503 'retry later', and fails a 
     );
     assert.deepEqual(retries, []);
   });
+});
+
+test("isRetryableError(): PgBouncer's 08P01 is retried, the server's own is not", async () => {
+  const { sql } = connect();
+  try {
+    const server = await sql.unsafe("select $1::int, $2::int", [1]).catch((e: unknown) => e);
+    assert.equal((server as { code?: string }).code, "08P01");
+    assert.equal(isRetryableError(server), false);
+    // What PgBouncer sends when its server connection dies: severity, code and message only.
+    assert.equal(isRetryableError({ code: "08P01", message: "server conn crashed?" }), true);
+  } finally {
+    await endPool(sql);
+  }
 });
 
 test("Hono streamQuery() and paginate() send the query's parameters", async () => {
