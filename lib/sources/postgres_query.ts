@@ -212,8 +212,10 @@ export function wrapQuery(
     text,
     params,
     get run(): PgQuery {
+      // The extended protocol even without parameters (postgres.js would use the simple one): it
+      // runs one statement only, so a text query cannot end the read-only transaction it runs in.
       // deno-lint-ignore no-explicit-any
-      return db.unsafe(text, params as any[]);
+      return db.unsafe(text, params as any[], { simple: false } as any);
     },
   };
 }

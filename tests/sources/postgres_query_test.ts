@@ -353,3 +353,24 @@ test("a Kysely builder that was not compiled is refused with a hint", async () =
     await endPool(sql);
   }
 });
+
+test("a SQL string runs as one statement: a second one is refused, not run", async () => {
+  await withTable(2, async (sql, table) => {
+    for (const key of [undefined, "id"]) {
+      const query = `select id from ${table}; commit; delete from ${table}`;
+      await assert.rejects(
+        rowsOf(sql, query, { key }),
+        (e: { code?: string }) => e.code === "42601",
+      );
+    }
+    await assert.rejects(
+      rowsOf(sql, {
+        query: `select id from ${table} where id = $1; delete from ${table}`,
+        params: [1],
+      }),
+      (e: { code?: string }) => e.code === "42601",
+    );
+    const [{ n }] = await sql.unsafe(`select count(*)::int as n from ${table}`);
+    assert.equal(n, 2);
+  });
+});
