@@ -127,7 +127,14 @@ export async function openBunSqlCursor(
       const text = options.output === "json"
         ? `select row_to_json(sluice_row.*)::text from (${plain.text}\n) as sluice_row`
         : plain.text;
-      return reserved.unsafe(head + text, [...plain.params]);
+      if (plain.params.length > 0) return reserved.unsafe(head + text, [...plain.params]);
+      // Bun 1.4.5 sends `unsafe()` without parameters over the simple protocol, which runs every
+      // statement of the text (a `commit; delete …` would leave the read-only transaction); a
+      // tagged template goes through Parse, one statement only. Bun refuses an array as a
+      // template unless its `raw` is not enumerable, as in a real template object.
+      const strings = [head + text];
+      Object.defineProperty(strings, "raw", { value: [head + text] });
+      return reserved(strings as unknown as TemplateStringsArray);
     }
     // A Bun query nests inside another tagged template as a fragment, parameters included.
     return options.output === "json"

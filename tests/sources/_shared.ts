@@ -278,4 +278,25 @@ export function sharedDriverTests(
       await h.end();
     }
   });
+
+  test(`${name}: a SQL string runs as one statement: a second one is refused, not run`, async () => {
+    const h = await harness();
+    const table = `sluice_one_statement_${Math.random().toString(36).slice(2, 8)}`;
+    try {
+      await h.rows(`create table ${table} (id int)`);
+      await h.rows(`insert into ${table} values (1)`);
+      const query = `select id from ${table}; commit; delete from ${table}`;
+      await assert.rejects(
+        async () => {
+          for await (const _ of streamRows(h.db, query)) { /* drain */ }
+        },
+        (e) => h.sqlState(e) === "42601",
+      );
+      assert.deepEqual(await h.rows(`select count(*)::int as n from ${table}`), [{ n: 1 }]);
+      await clean(h);
+    } finally {
+      await h.rows(`drop table if exists ${table}`).catch(() => {});
+      await h.end();
+    }
+  });
 }
