@@ -370,7 +370,7 @@ test("a SQL string runs as one statement: a second one is refused, not run", asy
       }),
       (e: { code?: string }) => e.code === "42601",
     );
-    const [{ n }] = await sql.unsafe(`select count(*)::int as n from ${table}`);
-    assert.equal(n, 2);
+    const [row] = await sql.unsafe(`select count(*)::int as n from ${table}`);
+    assert.equal(row?.n, 2);
   });
 });
