@@ -66,5 +66,10 @@ export type { SluiceErrorCode, SluiceErrorOptions } from "./lib/errors.ts";
 export type { Column, Query, RawRow, Row, Sql, SqlQuery } from "./lib/sources/postgres_cursor.ts";
 export type { BatchSource, OpenBatchSource, SourceBatch } from "./lib/sources/batch_source.ts";
 export type { Database, DatabaseQuery } from "./lib/sources/open_source.ts";
-export type { ParameterizedQuery, PGliteDatabase, PGliteResults } from "./lib/sources/pglite.ts";
+export type { PGliteDatabase, PGliteResults } from "./lib/sources/pglite.ts";
+export type {
+  BuilderQuery,
+  CompiledQuery,
+  ParameterizedQuery,
+} from "./lib/sources/postgres_query.ts";
 export type { BunSql } from "./lib/sources/bun_sql.ts";

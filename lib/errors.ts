@@ -59,3 +59,17 @@ export class SluiceError extends Error {
     this.code = code;
   }
 }
+
+/**
+ * True for PostgreSQL's own 08P01 (protocol violation): a fault in what the client sent, such as a
+ * Bind with the wrong number of parameters, which fails the same way on every connection and is
+ * no lost connection. PgBouncer reports its own connection failures with the same code; the
+ * server's errors name the routine that raised them, PgBouncer's never do.
+ *
+ * @param error Any error.
+ * @returns Whether it is the server's protocol violation.
+ */
+export function isProtocolViolation(error: unknown): boolean {
+  const { code, routine } = (error ?? {}) as { code?: unknown; routine?: unknown };
+  return code === "08P01" && typeof routine === "string";
+}

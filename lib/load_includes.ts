@@ -1,22 +1,17 @@
-import type postgres from "postgres";
-import { decodeRawRows, toJsonRows } from "./sources/postgres_cursor.ts";
-import type {
-  PostgresSource,
-  RawBatchRows,
-  RawRow,
-  Row,
-  Sql,
-  SqlQuery,
-} from "./sources/postgres_cursor.ts";
+import { decodeRawRows } from "./sources/postgres_cursor.ts";
+import type { PostgresSource, RawBatchRows, RawRow, Row, Sql } from "./sources/postgres_cursor.ts";
+import { normalizeQuery, runQuery, toJsonRows } from "./sources/postgres_query.ts";
+import type { NormalQuery, Query } from "./sources/postgres_query.ts";
 
 /**
  * Builds the query for one include: given the distinct, non-null values of the parents' `key`
- * column in a batch, returns a postgres.js query for the related rows, e.g.
- * ``(keys) => sql`select * from items where order_id = any(${keys})` ``. Its `order by` sets the
- * order of a `many` array.
+ * column in a batch, returns the query for the related rows, in any form a stream accepts, e.g.
+ * ``(keys) => sql`select * from items where order_id = any(${keys})` `` or
+ * `(keys) => db.selectFrom("items").selectAll().where("order_id", "in", keys).compile()`. Its
+ * `order by` sets the order of a `many` array.
  */
 // deno-lint-ignore no-explicit-any
-export type IncludeQuery = (keys: any[]) => SqlQuery;
+export type IncludeQuery = (keys: any[]) => Query;
 
 /** One include: how parent rows find their related rows. */
 export interface IncludeBase {
@@ -96,10 +91,7 @@ export interface IncludeMap {
 }
 
 /** Runs an include query in raw mode (text-format bytes per value, columns attached). */
-export type RawQueryRunner = (query: SqlQuery) => Promise<RawBatchRows>;
-
-// deno-lint-ignore no-explicit-any
-type PgQuery = postgres.PendingQuery<any>;
+export type RawQueryRunner = (query: NormalQuery) => Promise<RawBatchRows>;
 
 function describe(value: unknown): string {
   if (typeof value === "function") return "a function";
@@ -156,9 +148,14 @@ export function checkIncludeMap(include: unknown, path = "include"): void {
   }
 }
 
-/** A runner that sends include queries through the pool they were built on. */
-export function poolRunner(): RawQueryRunner {
-  return (query) => (query as unknown as PgQuery).raw() as unknown as Promise<RawBatchRows>;
+/**
+ * A runner that sends include queries through `sql`'s pool.
+ *
+ * @param sql The postgres.js instance.
+ * @returns A runner.
+ */
+export function poolRunner(sql: Sql): RawQueryRunner {
+  return (query) => runQuery(sql, query).raw() as unknown as Promise<RawBatchRows>;
 }
 
 /**
@@ -166,11 +163,15 @@ export function poolRunner(): RawQueryRunner {
  * connection, so no pool deadlock; the same `statement_timeout`; cancelled by `interrupt()`),
  * else the pool.
  *
+ * @param sql The postgres.js instance.
  * @param source The stream's source.
  * @returns A runner.
  */
-export function includeRunner(source: Pick<PostgresSource<unknown>, "query">): RawQueryRunner {
-  return source.query ? (query) => source.query!(query) : poolRunner();
+export function includeRunner(
+  sql: Sql,
+  source: Pick<PostgresSource<unknown>, "query">,
+): RawQueryRunner {
+  return source.query ? (query) => source.query!(query) : poolRunner(sql);
 }
 
 // Keys of the parents and of the related rows are matched on a text form, so that an int4 `id`
@@ -190,7 +191,7 @@ function keyText(value: unknown): string | undefined {
 /** How the loader reads and writes one kind of row (objects, or JSON texts). */
 interface RowKind<R> {
   /** Runs the include query and returns its rows and their bytes. */
-  fetch(query: SqlQuery): Promise<{ rows: R[]; bytes: number }>;
+  fetch(query: NormalQuery): Promise<{ rows: R[]; bytes: number }>;
   /** The value of a column of a row. */
   get(row: R, column: string): unknown;
   /** True when the row already has a property `name`. */
@@ -199,19 +200,19 @@ interface RowKind<R> {
   attach(row: R, name: string, value: R[] | R | null): void;
 }
 
-function queryOf(name: string, spec: Include, keys: unknown[]): SqlQuery {
+function queryOf(name: string, spec: Include, keys: unknown[]): NormalQuery {
   const query = spec.many ? spec.many(keys) : spec.one!(keys);
-  if (
-    query === null || typeof query !== "object" ||
-    typeof (query as { then?: unknown }).then !== "function"
-  ) {
+  try {
+    return normalizeQuery(query);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
     throw new TypeError(
       `Cannot use the result of include.${name}.${
         spec.many ? "many" : "one"
       }() as a sql query: current value is ${describe(query)}`,
+      { cause: error },
     );
   }
-  return query;
 }
 
 async function loadLevel<R>(
@@ -325,7 +326,7 @@ export function loadIncludes<T extends object = Row>(
   include: IncludeMap,
 ): Promise<number> {
   checkIncludeMap(include);
-  return loadIncludesWith(sql, rows, include, poolRunner());
+  return loadIncludesWith(sql, rows, include, poolRunner(sql));
 }
 
 /**
@@ -423,7 +424,7 @@ export function withJsonIncludes(
   source: PostgresSource,
   include: IncludeMap,
 ): PostgresSource {
-  const run = includeRunner(source);
+  const run = includeRunner(sql, source);
   const wrapped: PostgresSource = {
     columns: () => source.columns(),
     async fetch(n) {

@@ -19,10 +19,11 @@ import type { Row, Sql } from "./sources/postgres_cursor.ts";
  * @typeParam T The row type.
  * @param sql A postgres.js, PGlite or Bun `SQL` instance; one connection is reserved while the
  *   stream is open (with PGlite, its only connection: other queries on it wait).
- * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
+ * @param query The query: a `sql` fragment, a SQL string, `{ query, params }`, a Kysely compiled
+ *   query or a Drizzle query (see {@linkcode DatabaseQuery}); parameters allowed in every form.
  * @param options Batch sizing, abort signal, idle and statement timeouts, `onBatch`.
  * @returns A stream of row batches, rows parsed as postgres.js parses them.
- * @throws {TypeError | RangeError} On bad options or a query that is neither a fragment nor a string.
+ * @throws {TypeError | RangeError} On bad options or a query in none of those forms.
  *
  * @example Export every order, 2 MiB at a time
  * ```ts ignore
@@ -69,7 +70,7 @@ export async function openDecodedCursor<T>(
     include: undefined,
     mapRow: createSourceRowDecoder<T & object>(sql),
   });
-  const run = include ? includeRunner(cursor) : undefined;
+  const run = include ? includeRunner(sql as Sql, cursor) : undefined;
   return {
     async fetch(rows) {
       const batch = await cursor.fetch(rows);

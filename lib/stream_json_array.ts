@@ -15,14 +15,15 @@ import type { Database, DatabaseQuery } from "./sources/open_source.ts";
  *
  * @param sql A postgres.js, PGlite or Bun `SQL` instance; one connection is reserved while the
  *   stream is open (with PGlite, its only connection: other queries on it wait).
- * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
+ * @param query The query: a `sql` fragment, a SQL string, `{ query, params }`, a Kysely compiled
+ *   query or a Drizzle query (see {@linkcode DatabaseQuery}); parameters allowed in every form.
  * @param options Batch sizing (`targetBatchBytes` defaults to 64 KiB; through a cursor
  *   `firstBatchRows`/`minBatchRows` to 10; through `COPY`, unless set, the first batch is one row
  *   and each later one a 64 KiB output chunk), abort signal, idle and statement timeouts,
  *   `onBatch`, `copy` (the rows are rendered as for `streamNdjson`, through `COPY` when possible).
  * @returns A byte stream of one UTF-8 JSON document; cancelling it closes the cursor and frees the
  * connection.
- * @throws {TypeError | RangeError} On bad options or a query that is neither a fragment nor a string.
+ * @throws {TypeError | RangeError} On bad options or a query in none of those forms.
  *
  * @example Serve a query as a JSON array
  * ```ts ignore

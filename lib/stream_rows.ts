@@ -15,7 +15,8 @@ import { openDecodedCursor } from "./stream_batches.ts";
  * @typeParam T The row type.
  * @param sql A postgres.js, PGlite or Bun `SQL` instance; one connection is reserved while the
  *   stream is open (with PGlite, its only connection: other queries on it wait).
- * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
+ * @param query The query: a `sql` fragment, a SQL string, `{ query, params }`, a Kysely compiled
+ *   query or a Drizzle query (see {@linkcode DatabaseQuery}); parameters allowed in every form.
  * @param options Batch sizing, abort signal, idle and statement timeouts, `onBatch`.
  * @returns A stream of rows; cancelling it closes the cursor and frees the connection.
  *

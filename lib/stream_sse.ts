@@ -27,7 +27,8 @@ import type { Database, DatabaseQuery } from "./sources/open_source.ts";
  *
  * @param sql A postgres.js, PGlite or Bun `SQL` instance; one connection is reserved while the
  *   stream is open (with PGlite, its only connection: other queries on it wait).
- * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
+ * @param query The query: a `sql` fragment, a SQL string, `{ query, params }`, a Kysely compiled
+ *   query or a Drizzle query (see {@linkcode DatabaseQuery}); parameters allowed in every form.
  * @param options Batch sizing (which sets the rows per event; `targetBatchBytes` defaults to
  *   64 KiB; through a cursor `firstBatchRows`/`minBatchRows` to 10; through `COPY`, unless set,
  *   the first event is one row and each later one about a 64 KiB chunk), abort signal, idle and
@@ -35,7 +36,7 @@ import type { Database, DatabaseQuery } from "./sources/open_source.ts";
  *   possible; `false` for queries that produce rows slowly, so each event goes out at once).
  * @returns A byte stream of UTF-8 `text/event-stream`; cancelling it closes the cursor and frees
  * the connection.
- * @throws {TypeError | RangeError} On bad options or a query that is neither a fragment nor a string.
+ * @throws {TypeError | RangeError} On bad options or a query in none of those forms.
  *
  * @example Read the events in a browser
  * ```ts ignore

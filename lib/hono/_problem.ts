@@ -1,5 +1,5 @@
 import type { StreamContext } from "./_context.ts";
-import { SluiceError } from "../errors.ts";
+import { isProtocolViolation, SluiceError } from "../errors.ts";
 
 /** An RFC 9457 problem: the body of every error response the Hono adapters send. */
 export interface Problem {
@@ -108,9 +108,11 @@ export function problemFromError(error: unknown): Problem {
       };
     }
     // 08 connection exception, 53 insufficient resources (too many connections), 57P0x shutdown,
-    // 55P03 lock not available, 40001/40P01 serialization failure/deadlock: all transient.
+    // 55P03 lock not available, 40001/40P01 serialization failure/deadlock: all transient. The
+    // server's own protocol violation (08P01) is not: it fails the same way on every retry.
     if (
-      cls === "08" || cls === "53" || cls === "40" || code === "55P03" || code.startsWith("57P")
+      (cls === "08" && !isProtocolViolation(error)) || cls === "53" || cls === "40" ||
+      code === "55P03" || code.startsWith("57P")
     ) {
       return {
         status: 503,

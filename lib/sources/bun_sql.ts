@@ -2,7 +2,7 @@
 // only feature-checks the instance it is given, so it loads (unused) on every runtime.
 import type { SourceBatch } from "./batch_source.ts";
 import type { Column, PostgresSource, RawRow, SourceOutput, SqlQuery } from "./postgres_cursor.ts";
-import { toParameterizedQuery } from "./pglite.ts";
+import { normalizeQuery } from "./postgres_query.ts";
 
 /**
  * The parts of a Bun `SQL` instance (Bun ≥ 1.2's built-in client) that sluice uses. Only its
@@ -77,7 +77,8 @@ const CURSOR_NAME = "sluice_cursor";
  * format (Bun's extended protocol asks for binary), which is what byte counts and encoders need.
  *
  * @param sql A Bun `SQL` instance using the PostgreSQL adapter.
- * @param query A ``sql`…` `` query built by the same instance, a SQL string, or `{ query, params }`.
+ * @param query A ``sql`…` `` query built by the same instance, a SQL string, `{ query, params }`
+ *   or a compiled query.
  * @param options Statement timeout, output shape.
  * @returns An open source.
  * @throws {TypeError} When the instance talks to another database than PostgreSQL.
@@ -101,9 +102,8 @@ export async function openBunSqlCursor(
       `Cannot use sql as a PostgreSQL client: current value is a Bun SQL instance for ${sql.options.adapter}`,
     );
   }
-  const isFragment = query !== null && typeof query === "object" &&
-    typeof (query as PromiseLike<unknown>).then === "function";
-  const plain = isFragment ? undefined : toParameterizedQuery(query);
+  const normal = normalizeQuery(query);
+  const plain = normal.fragment === undefined ? normal : undefined;
   const bigint = sql.options.bigint === true;
   const reserved = await sql.reserve() as BunReserved;
   let columns: readonly Column[] | undefined;
@@ -127,12 +127,19 @@ export async function openBunSqlCursor(
       const text = options.output === "json"
         ? `select row_to_json(sluice_row.*)::text from (${plain.text}\n) as sluice_row`
         : plain.text;
-      return reserved.unsafe(head + text, plain.params);
+      if (plain.params.length > 0) return reserved.unsafe(head + text, [...plain.params]);
+      // Bun 1.4.5 sends `unsafe()` without parameters over the simple protocol, which runs every
+      // statement of the text (a `commit; delete …` would leave the read-only transaction); a
+      // tagged template goes through Parse, one statement only. Bun refuses an array as a
+      // template unless its `raw` is not enumerable, as in a real template object.
+      const strings = [head + text];
+      Object.defineProperty(strings, "raw", { value: [head + text] });
+      return reserved(strings as unknown as TemplateStringsArray);
     }
     // A Bun query nests inside another tagged template as a fragment, parameters included.
     return options.output === "json"
-      ? reserved`declare sluice_cursor no scroll cursor for select row_to_json(sluice_row.*)::text from (${query}) as sluice_row`
-      : reserved`declare sluice_cursor no scroll cursor for ${query}`;
+      ? reserved`declare sluice_cursor no scroll cursor for select row_to_json(sluice_row.*)::text from (${normal.fragment}) as sluice_row`
+      : reserved`declare sluice_cursor no scroll cursor for ${normal.fragment}`;
   };
 
   async function end(error?: unknown): Promise<void> {

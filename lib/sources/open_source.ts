@@ -3,7 +3,7 @@ import type { BunSql } from "./bun_sql.ts";
 import { openPostgresSource } from "./open_postgres_source.ts";
 import type { PostgresSourceOptions } from "./open_postgres_source.ts";
 import { isPGlite, openPGliteCursor } from "./pglite.ts";
-import type { ParameterizedQuery, PGliteDatabase } from "./pglite.ts";
+import type { PGliteDatabase } from "./pglite.ts";
 import { createRowDecoder } from "./postgres_cursor.ts";
 import type { Column, PostgresSource, Query, RawRow, Row, Sql } from "./postgres_cursor.ts";
 
@@ -16,16 +16,11 @@ export type Database = Sql | PGliteDatabase | BunSql;
 
 /**
  * A query: a ``sql`…` `` query of the same postgres.js or Bun instance (parameters allowed), a SQL
- * string, or `{ query, params }` (what PGlite's `query` template tag builds; `$1 … $n` parameters).
+ * string, `{ query, params }` (what PGlite's `query` template tag builds), Kysely's compiled query
+ * (`builder.compile()`), or a Drizzle query (`db.select()…`, its `toSQL()`, or a ``sql`…` ``
+ * template). Text forms use `$1 … $n` parameters; PGlite runs every form but a driver's fragment.
  */
-export type DatabaseQuery = Query | ParameterizedQuery;
-
-// A plain object with a `query` string (not a lazy driver query, which has `then`).
-function isParameterized(query: unknown): query is ParameterizedQuery {
-  return query !== null && typeof query === "object" &&
-    typeof (query as ParameterizedQuery).query === "string" &&
-    typeof (query as PromiseLike<unknown>).then !== "function";
-}
+export type DatabaseQuery = Query;
 
 /**
  * Opens the source every stream function reads from, for whichever driver `db` is: postgres.js
@@ -64,12 +59,7 @@ export function openSource<T = RawRow>(
       `Cannot use sql as a postgres.js, PGlite or Bun SQL instance: current value is ${String(db)}`,
     );
   }
-  const sql = db as Sql;
-  // postgres.js has no `{ query, params }` form of its own; `unsafe(text, params)` is its equivalent.
-  const q = isParameterized(query)
-    ? sql.unsafe(query.query.replace(/[\s;]+$/, ""), [...(query.params ?? [])])
-    : query;
-  return openPostgresSource<T>(sql, q, options);
+  return openPostgresSource<T>(db as Sql, query, options);
 }
 
 // Applies `mapRow` to each fetched raw row; bytes stay those of the raw values.

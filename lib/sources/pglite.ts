@@ -1,5 +1,6 @@
 import type { Column, PostgresSource, RawRow, SourceOutput } from "./postgres_cursor.ts";
 import type { SourceBatch } from "./batch_source.ts";
+import { toTextQuery } from "./postgres_query.ts";
 
 /**
  * The parts of a PGlite instance (`new PGlite()` from `@electric-sql/pglite`) that sluice uses.
@@ -30,13 +31,7 @@ interface PGliteTransaction {
   query(query: string, params?: any[], options?: any): Promise<PGliteResults>;
 }
 
-/** A SQL text with `$1 … $n` parameters (PGlite's `query` template tag returns this shape). */
-export interface ParameterizedQuery {
-  /** The SQL text. */
-  query: string;
-  /** The parameters' values. */
-  params?: readonly unknown[];
-}
+export type { ParameterizedQuery } from "./postgres_query.ts";
 
 /** Options of {@linkcode openPGliteCursor}. */
 export interface PGliteCursorOptions {
@@ -58,35 +53,6 @@ export function isPGlite(db: unknown): db is PGliteDatabase {
   const d = db as Partial<PGliteDatabase> & { exec?: unknown } | null;
   return typeof d === "object" && d !== null && typeof d.query === "function" &&
     typeof d.transaction === "function" && typeof d.exec === "function" && "waitReady" in d;
-}
-
-/**
- * Turns the query argument into SQL text plus parameters.
- *
- * @param query A SQL string or `{ query, params }`.
- * @returns Text without trailing semicolons, and parameters.
- * @throws {TypeError} On anything else, or an empty string.
- */
-export function toParameterizedQuery(query: unknown): { text: string; params: unknown[] } {
-  const q = query as Partial<ParameterizedQuery> | string | null;
-  const raw = typeof q === "string"
-    ? q
-    : q !== null && typeof q === "object" && typeof q.query === "string"
-    ? q.query
-    : undefined;
-  if (raw === undefined) {
-    throw new TypeError(
-      `Cannot use query as a SQL string or { query, params }: current value is ${String(query)}`,
-    );
-  }
-  const text = raw.replace(/[\s;]+$/, "");
-  if (text.trim() === "") {
-    throw new TypeError(`Cannot use query as SQL: current value is an empty string`);
-  }
-  const params = typeof q === "object" && q !== null && Array.isArray(q.params)
-    ? [...q.params]
-    : [];
-  return { text, params };
 }
 
 // PGlite parses text values with the parser registered for the type's oid and leaves types without
@@ -111,7 +77,7 @@ const CURSOR_NAME = "sluice_cursor";
  * or times out). A second stream therefore starts only after the first one closed.
  *
  * @param db A PGlite instance.
- * @param query A SQL string or `{ query, params }`.
+ * @param query A SQL string, `{ query, params }` or a compiled query.
  * @param options Statement timeout, output shape.
  * @returns An open source.
  *
@@ -127,7 +93,7 @@ export async function openPGliteCursor(
   query: unknown,
   options: PGliteCursorOptions = {},
 ): Promise<PostgresSource> {
-  const { text, params } = toParameterizedQuery(query);
+  const { text, params } = toTextQuery(query, "PGlite");
   const sqlText = options.output === "json"
     ? `select row_to_json(sluice_row.*)::text from (${text}\n) as sluice_row`
     : text;

@@ -8,15 +8,10 @@ import type { JsonKind } from "../formats/copy_json.ts";
 import { CopyReader } from "./_copy_reader.ts";
 import { guardReconnect, isConnectionError, reserveConnection } from "./_postgres_pool.ts";
 import type { CopyReadable, RowSink } from "./_copy_reader.ts";
+import { normalizeQuery, runQuery, toJsonRows, wrapQuery } from "./postgres_query.ts";
+import type { NormalQuery, Query, SqlQuery } from "./postgres_query.ts";
 
-/**
- * A query built by postgres.js: ``sql`select …` `` (parameters allowed). It is not run by itself
- * (postgres.js queries are lazy); sluice runs it inside a cursor.
- */
-export interface SqlQuery extends PromiseLike<unknown> {
-  /** Asks the server to cancel the query while it runs. */
-  cancel(): unknown;
-}
+export type { Query, SqlQuery } from "./postgres_query.ts";
 
 /**
  * The parts of a postgres.js instance (`postgres(url)`) that sluice uses; any postgres.js `Sql`
@@ -34,9 +29,6 @@ export interface Sql {
   /** The instance's options (sluice reads `transform`). */
   readonly options: object;
 }
-
-/** A query: a ``sql`…` `` query (parameters allowed) or a SQL string. */
-export type Query = SqlQuery | string;
 
 /** A row as postgres.js parses it: column name → value. */
 export interface Row {
@@ -136,48 +128,13 @@ export interface PostgresSource<T = RawRow> extends BatchSource<T> {
    * Runs another query in raw mode on the source's own connection, between fetches (how `include`
    * loads related rows without a second connection). Optional: without it, includes use the pool.
    */
-  query?(query: SqlQuery): Promise<RawBatchRows>;
-}
-
-/**
- * Wraps a query so each row comes back as PostgreSQL's own JSON text of the row. `alias.*` (not a
- * bare `alias`) is what makes this immune to a user column that has the alias's name.
- *
- * @param sql The postgres.js instance.
- * @param fragment The user's query.
- * @returns The wrapped query.
- */
-export function toJsonRows(sql: Sql, fragment: SqlQuery): SqlQuery {
-  return (sql as unknown as PgSql)`select row_to_json(sluice_row.*)::text from (${fragment as PgQuery}) as sluice_row`;
+  query?(query: NormalQuery): Promise<RawBatchRows>;
 }
 
 // One name is enough: each cursor lives in its own transaction on its own reserved connection, and
 // a fixed name lets postgres.js reuse the prepared DECLARE for a repeated query.
+const DECLARE_CURSOR = "declare sluice_cursor no scroll cursor for ";
 const CURSOR_NAME = "sluice_cursor";
-
-/**
- * Turns a query argument into a postgres.js fragment usable inside `DECLARE … CURSOR FOR`.
- *
- * @param sql The postgres.js instance.
- * @param query A fragment, or a SQL string (trailing semicolons are dropped).
- * @returns A fragment.
- * @throws {TypeError} When `query` is neither.
- */
-export function toFragment(sql: Sql, query: Query): SqlQuery {
-  if (typeof query === "string") {
-    const text = query.replace(/[\s;]+$/, "");
-    if (text.trim() === "") {
-      throw new TypeError(`Cannot use query as SQL: current value is an empty string`);
-    }
-    return sql.unsafe(text);
-  }
-  if (query === null || typeof query !== "object" || typeof query.then !== "function") {
-    throw new TypeError(
-      `Cannot use query as a sql fragment or string: current value is ${String(query)}`,
-    );
-  }
-  return query;
-}
 
 /**
  * Turns the errors a pooler causes when it splits the cursor's transaction across server
@@ -230,8 +187,8 @@ export async function openPostgresCursor<T = RawRow>(
   query: Query,
   options: PostgresCursorOptions<T> = {},
 ): Promise<PostgresSource<T>> {
-  const plain = toFragment(sql, query);
-  const fragment = options.output === "json" ? toJsonRows(sql, plain) : plain;
+  const plain = normalizeQuery(query);
+  const rows = options.output === "json" ? toJsonRows(sql, plain) : plain;
   const signal = options.signal;
   signal?.throwIfAborted();
   // deno-lint-ignore no-explicit-any
@@ -320,7 +277,7 @@ export async function openPostgresCursor<T = RawRow>(
       }
     }
     if (!copy) {
-      await step(reserved`declare ${reserved(name)} no scroll cursor for ${fragment}`);
+      await step(wrapQuery(reserved, [DECLARE_CURSOR, ""], rows).run);
     }
   } catch (error) {
     await end(error);
@@ -436,9 +393,9 @@ export async function openPostgresCursor<T = RawRow>(
         cancelOnce(current, false);
       }
     },
-    query(query: SqlQuery): Promise<RawBatchRows> {
+    query(query: NormalQuery): Promise<RawBatchRows> {
       if (lost) return Promise.reject(lost);
-      return run(reserved`${query as PgQuery}`.raw()) as unknown as Promise<RawBatchRows>;
+      return run(runQuery(reserved, query).raw()) as unknown as Promise<RawBatchRows>;
     },
   };
 }
@@ -459,10 +416,11 @@ interface CopyPlan {
 async function planCopy(
   sql: Sql,
   reserved: PgSql,
-  query: SqlQuery,
+  query: NormalQuery,
   format: "csv" | "json",
 ): Promise<CopyPlan | undefined> {
-  const described = await reserved`${query as PgQuery}`.describe() as unknown as {
+  if (query.params !== undefined && query.params.length > 0) return undefined;
+  const described = await runQuery(reserved, query).describe() as unknown as {
     string: string;
     types: readonly number[];
     columns: readonly Column[] | null;

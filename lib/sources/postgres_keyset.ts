@@ -1,17 +1,11 @@
 import type postgres from "postgres";
-import { SluiceError } from "../errors.ts";
+import { isProtocolViolation, SluiceError } from "../errors.ts";
 import type { RetryInfo, StreamOptions } from "../options.ts";
 import type { SourceBatch } from "./batch_source.ts";
-import { isConnectionError, toFragment } from "./postgres_cursor.ts";
-import type {
-  Column,
-  PostgresSource,
-  Query,
-  RawRow,
-  SourceOutput,
-  Sql,
-  SqlQuery,
-} from "./postgres_cursor.ts";
+import { isConnectionError } from "./postgres_cursor.ts";
+import type { Column, PostgresSource, RawRow, SourceOutput, Sql } from "./postgres_cursor.ts";
+import { normalizeQuery, wrapQuery } from "./postgres_query.ts";
+import type { NormalQuery, Query } from "./postgres_query.ts";
 
 // deno-lint-ignore no-explicit-any
 type PgSql = postgres.Sql<any>;
@@ -212,6 +206,7 @@ export function isRetryableError(error: unknown): boolean {
   if (isConnectionError(error)) return true;
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   if (code === "ECONNREFUSED" || code === "ETIMEDOUT" || code === "ENOTCONN") return true;
+  if (isProtocolViolation(error)) return false;
   // Class 08 (connection exception). PgBouncer reports its own failures as 08P01 ("server conn
   // crashed?", "server login failed"); "… not allowed in statement pooling mode" never heals.
   return typeof code === "string" && code.startsWith("08") &&
@@ -244,13 +239,13 @@ export interface KeysetPageOptions {
  * the next page can start after the last one; `onRow` gets each row without them.
  *
  * @param sql The postgres.js instance (any pooled connection serves the page).
- * @param fragment The user's query, as a fragment.
+ * @param query The user's query.
  * @param options Key, direction, start, limit, row shape, row callback.
  * @returns The user's columns (without the appended keys).
  */
 export async function fetchKeysetPage(
   sql: Sql,
-  fragment: SqlQuery,
+  query: NormalQuery,
   options: KeysetPageOptions,
 ): Promise<readonly Column[]> {
   const pg = sql as unknown as PgSql;
@@ -261,9 +256,8 @@ export async function fetchKeysetPage(
     : "select sluice_k.*, ";
   const op = direction === "desc" ? "<" : ">";
   const order = keyRefs.map((k) => `${k} ${direction}`).join(", ");
-  // A template built by hand: postgres.js renumbers the fragment's own parameters around ours.
   const strings: string[] = [`${head}${keyRefs.join(", ")} from (`];
-  const values: unknown[] = [fragment];
+  const values: unknown[] = [];
   if (after === undefined) {
     strings.push(`) as sluice_k order by ${order} limit `);
   } else {
@@ -275,12 +269,10 @@ export async function fetchKeysetPage(
   }
   values.push(limit);
   strings.push("");
-  const template = Object.assign(strings, { raw: strings }) as unknown as TemplateStringsArray;
   const k = key.length;
   let columns: readonly Column[] | undefined;
   const build = (db: PgSql): PgQuery =>
-    // deno-lint-ignore no-explicit-any
-    unprepared(db(template, ...(values as any[])) as PgQuery).raw().forEach(
+    unprepared(wrapQuery(db, strings, query, values).run).raw().forEach(
       // deno-lint-ignore no-explicit-any
       (row: any, res: any) => {
         const raw = row as RawRow;
@@ -318,15 +310,14 @@ export async function fetchKeysetPage(
  * silently).
  *
  * @param sql The postgres.js instance.
- * @param fragment The user's query.
+ * @param query The user's query.
  * @param key The key columns.
  * @returns True when such a row exists.
  */
-async function hasNullKey(sql: Sql, fragment: SqlQuery, key: readonly string[]): Promise<boolean> {
+async function hasNullKey(sql: Sql, query: NormalQuery, key: readonly string[]): Promise<boolean> {
   const test = key.map((k) => `sluice_k.${quoteIdentifier(k)} is null`).join(" or ");
   const strings = ["select 1 from (", `) as sluice_k where ${test} limit 1`];
-  const template = Object.assign(strings, { raw: strings }) as unknown as TemplateStringsArray;
-  const rows = await unprepared((sql as unknown as PgSql)(template, fragment as PgQuery));
+  const rows = await unprepared(wrapQuery(sql, strings, query).run);
   return rows.length > 0;
 }
 
@@ -397,7 +388,7 @@ export function openPostgresKeyset<T = RawRow>(
   query: Query,
   options: PostgresKeysetOptions<T>,
 ): Promise<KeysetSource<T>> {
-  const fragment = toFragment(sql, query);
+  const normal = normalizeQuery(query);
   const { key, direction, retries, retryDelayMs, onRetry, mapRow } = options;
   const output = options.output ?? "values";
   let after: readonly unknown[] | undefined = options.after;
@@ -415,7 +406,7 @@ export function openPostgresKeyset<T = RawRow>(
     let last: RawRow | undefined;
     let beforeLast: RawRow | undefined;
     let problem: SluiceError | undefined;
-    const cols = await fetchKeysetPage(sql, fragment, {
+    const cols = await fetchKeysetPage(sql, normal, {
       key,
       direction,
       after,
@@ -448,7 +439,7 @@ export function openPostgresKeyset<T = RawRow>(
     });
     if (problem) throw problem;
     // A short page ends the stream: make sure no row was skipped for a NULL key.
-    if (out.length < n && await hasNullKey(sql, fragment, key)) throw nullKeyError(key);
+    if (out.length < n && await hasNullKey(sql, normal, key)) throw nullKeyError(key);
     columns ??= cols;
     if (last !== undefined) after = last.map((v) => decoder.decode(v!));
     tail = [beforeLast, last].filter((k) => k !== undefined).map((k) =>

@@ -9,6 +9,10 @@ import { streamCsv } from "../../lib/stream_csv.ts";
 import { streamJsonArray } from "../../lib/stream_json_array.ts";
 import { streamNdjson } from "../../lib/stream_ndjson.ts";
 import { streamSse } from "../../lib/stream_sse.ts";
+import { sql as ksql } from "kysely";
+import { inArray, sql as dsql } from "drizzle-orm";
+import { pgSchema, QueryBuilder, text } from "drizzle-orm/pg-core";
+import { kysely } from "../_builders.ts";
 
 /** What the shared tests need from a driver. */
 export interface DriverHarness {
@@ -237,6 +241,61 @@ export function sharedDriverTests(
       assert.match(sse, /event: end\ndata: \{"rows":500\}\n\n$/);
       await clean(h);
     } finally {
+      await h.end();
+    }
+  });
+
+  test(`${name}: { query, params }, Kysely's and Drizzle's queries carry their parameters`, async () => {
+    const h = await harness();
+    try {
+      const series = "select g from generate_series(1, $1::int) g where g > $2::int";
+      const pgType = pgSchema("pg_catalog").table("pg_type", { typname: text("typname") });
+      const forms = {
+        "{ query, params }": { query: series, params: [5, 2] },
+        "Kysely sql": ksql`select g from generate_series(1, ${5}::int) g where g > ${2}::int`
+          .compile(kysely),
+        "Drizzle sql": dsql`select g from generate_series(1, ${5}::int) g where g > ${2}::int`,
+      };
+      for (const [form, query] of Object.entries(forms)) {
+        const rows: unknown[] = [];
+        for await (const row of streamRows(h.db, query)) rows.push(row);
+        assert.deepEqual(rows, [{ g: 3 }, { g: 4 }, { g: 5 }], form);
+        const ndjson = await new Response(streamNdjson(h.db, query)).text();
+        assert.equal(ndjson, '{"g":3}\n{"g":4}\n{"g":5}\n', form);
+      }
+      const types = {
+        "Kysely builder": kysely.selectFrom("pg_catalog.pg_type").select("typname")
+          .where("typname", "in", ["int4", "int8"]).orderBy("typname").compile(),
+        "Drizzle builder": new QueryBuilder().select({ typname: pgType.typname }).from(pgType)
+          .where(inArray(pgType.typname, ["int4", "int8"])).orderBy(pgType.typname),
+      };
+      for (const [form, query] of Object.entries(types)) {
+        const csv = await new Response(streamCsv(h.db, query)).text();
+        assert.equal(csv, "typname\nint4\nint8\n", form);
+      }
+      await clean(h);
+    } finally {
+      await h.end();
+    }
+  });
+
+  test(`${name}: a SQL string runs as one statement: a second one is refused, not run`, async () => {
+    const h = await harness();
+    const table = `sluice_one_statement_${Math.random().toString(36).slice(2, 8)}`;
+    try {
+      await h.rows(`create table ${table} (id int)`);
+      await h.rows(`insert into ${table} values (1)`);
+      const query = `select id from ${table}; commit; delete from ${table}`;
+      await assert.rejects(
+        async () => {
+          for await (const _ of streamRows(h.db, query)) { /* drain */ }
+        },
+        (e) => h.sqlState(e) === "42601",
+      );
+      assert.deepEqual(await h.rows(`select count(*)::int as n from ${table}`), [{ n: 1 }]);
+      await clean(h);
+    } finally {
+      await h.rows(`drop table if exists ${table}`).catch(() => {});
       await h.end();
     }
   });
