@@ -64,7 +64,7 @@ test("ingestRequest() answers 200 { rows }, 400/409/415 problems naming line and
     assert.equal(res.status, 400);
     problem = await res.json();
     assert.equal(problem.code, "22P02");
-    assert.match(problem.detail, /line 3, column amount/);
+    assert.match(problem.detail, /line 3 of the body, column "amount"/);
 
     res = await post("/in", "text/csv", `id\n8\n1\n`);
     assert.equal(res.status, 409);
@@ -83,6 +83,73 @@ test("ingestRequest() answers 200 { rows }, 400/409/415 problems naming line and
     await endPool(sql);
   } finally {
     await admin.unsafe(`drop table if exists ${table}`);
+    await endPool(admin);
+  }
+});
+
+test("ingestRequest() tells the client line, column and a fixed description; onError gets the full error", async () => {
+  const { sql, app: appName } = connect();
+  const admin = connect().sql;
+  const table = await createTable(admin);
+  const audit = `${table}_audit`;
+  try {
+    // A trigger whose failing statement (with its SQL) lands in PostgreSQL's `where`.
+    await admin.unsafe(`create table ${audit} (msg text not null)`);
+    await admin.unsafe(`create function ${table}_audit() returns trigger language plpgsql as $$
+      begin
+        if new.v = 'x' then insert into ${audit} (msg) values ((select 'top-secret' where false)); end if;
+        return new;
+      end $$`);
+    await admin.unsafe(`create trigger audit before insert on ${table}
+      for each row execute function ${table}_audit()`);
+    const errors: unknown[] = [];
+    const app = new Hono();
+    app.post("/in", (c) => ingestRequest(c, sql, table, { onError: (e) => errors.push(e) }));
+    const post = async (type: string, body: string) => {
+      const res = await app.request("/in", {
+        method: "POST",
+        body,
+        headers: { "content-type": type },
+      });
+      const text = await res.text();
+      for (const secret of [table, "public", "top-secret", "insert into", "pkey", "audit"]) {
+        assert.ok(!text.includes(secret), `the response tells ${secret}: ${text}`);
+      }
+      return { status: res.status, problem: JSON.parse(text) };
+    };
+
+    let { status, problem } = await post("text/csv", "id,v\n1,a\n2,x\n");
+    assert.equal(status, 400);
+    assert.equal(problem.code, "23502");
+    assert.equal(
+      problem.detail,
+      "Cannot store line 3 of the body: a column that must have a value is null.",
+    );
+    assert.match(String((errors.at(-1) as { where?: string }).where), /insert into/);
+
+    ({ status, problem } = await post("text/csv", "id,amount\n6,1\n7,abc\n"));
+    assert.equal(status, 400);
+    assert.equal(
+      problem.detail,
+      `Cannot store line 3 of the body, column "amount": a value is not valid for its column's type.`,
+    );
+
+    await admin.unsafe(`insert into ${table} (id) values (1)`);
+    ({ status, problem } = await post("application/x-ndjson", `{"id": 1}\n`));
+    assert.equal(status, 409);
+    assert.equal(problem.code, "23505");
+    assert.match((errors.at(-1) as Error).message, /pkey/);
+
+    ({ status, problem } = await post("application/x-ndjson", `{"id": 5, "nope": 1}\n`));
+    assert.equal(status, 400);
+    assert.equal(problem.code, "BAD_INPUT");
+    assert.match(problem.detail, /line 1 of the NDJSON body, column "nope": unknown column/);
+    assert.equal(errors.length, 4);
+    assert.ok(await waitFor(async () => (await busySessions(admin, appName)).length === 0, 2000));
+    await endPool(sql);
+  } finally {
+    await admin.unsafe(`drop table if exists ${table}, ${audit}`);
+    await admin.unsafe(`drop function if exists ${table}_audit()`);
     await endPool(admin);
   }
 });
