@@ -272,15 +272,12 @@ class Load {
     this.#timer = undefined;
   }
 
-  /** Fails with `LINE_TOO_LONG` when a line of `bytes` exceeds `maxLineBytes`. */
-  checkLineBytes(bytes: number, where: string): void {
-    const max = this.options.maxLineBytes;
-    if (bytes > max) {
-      throw new SluiceError(
-        "LINE_TOO_LONG",
-        `Cannot ingest ${where}: it is longer than maxLineBytes (${max} bytes)`,
-      );
-    }
+  /** Fails with `LINE_TOO_LONG`, naming the line. */
+  lineTooLong(where: string): never {
+    throw new SluiceError(
+      "LINE_TOO_LONG",
+      `Cannot ingest ${where}: it is longer than maxLineBytes (${this.options.maxLineBytes} bytes)`,
+    );
   }
 
   /** Checks body column names against the table and `columns`; names the line for errors. */
@@ -423,15 +420,20 @@ class Load {
  * `INSERT … SELECT … ON CONFLICT` in batches of about `targetBatchBytes`.
  *
  * Errors: `SluiceError("BAD_INPUT")` for input sluice rejects, naming the line and column (a
- * malformed JSON line, bad CSV quoting, an unknown or repeated column); PostgreSQL's own error,
- * unchanged, for a value it rejects — its `where` reads like `COPY orders, line 5, column
- * amount: "abc"`.
+ * malformed JSON line, bad CSV quoting, an unknown or repeated column; names from the body are
+ * echoed cut to 63 bytes); `SluiceError("LINE_TOO_LONG")` for a line longer than `maxLineBytes`
+ * (default 16 MiB); `SluiceError("IDLE_TIMEOUT")` when the body sends nothing for
+ * `idleTimeoutMs` (default 60 s); PostgreSQL's own error, unchanged, for a value it rejects — its
+ * `where` reads like `COPY orders, line 5, column amount: "abc"` (and holds a trigger's SQL when
+ * a trigger failed: do not pass it to clients as is). A connection that closes mid-ingest fails
+ * it at once with postgres.js's error; the connection is not reused.
  *
  * @param sql A postgres.js instance; one connection is reserved until the ingest ends.
  * @param table The table, `"name"` or `"schema.name"`; names are taken literally (not folded to
  *   lower case) and quoted.
  * @param body The body, as UTF-8 bytes.
- * @param options `format` (required), `columns`, `onConflict`, `targetBatchBytes`, `signal`.
+ * @param options `format` (required), `columns`, `onConflict`, `targetBatchBytes`, `signal`,
+ *   `idleTimeoutMs`, `maxLineBytes`.
  * @returns The number of rows read and of statements that wrote them, once committed.
  * @throws {TypeError | RangeError} On bad arguments.
  *
@@ -577,7 +579,7 @@ async function pumpNdjson(load: Load): Promise<void> {
   const carry: Uint8Array[] = [];
   let carryBytes = 0;
 
-  const where = () => `line ${line + 1} of the NDJSON body`;
+  const max = load.options.maxLineBytes;
   for (;;) {
     const { done, value } = await load.read();
     if (done) break;
@@ -585,7 +587,9 @@ async function pumpNdjson(load: Load): Promise<void> {
     for (;;) {
       const nl = value.indexOf(0x0a, pos);
       // Checked before the line's parts are joined, so an endless line is refused as it grows.
-      load.checkLineBytes(carryBytes + (nl < 0 ? value.length : nl) - pos, where());
+      if (carryBytes + (nl < 0 ? value.length : nl) - pos > max) {
+        load.lineTooLong(`line ${line + 1} of the NDJSON body`);
+      }
       if (nl < 0) {
         if (pos < value.length) {
           carry.push(value.subarray(pos));

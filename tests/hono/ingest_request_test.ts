@@ -350,3 +350,69 @@ test("ingestRequest() survives a backend killed while the client stalls, then th
     await endPool(admin);
   }
 });
+
+test("ingestRequest() answers a stalled upload 408 after idleTimeoutMs and frees its connection", {
+  timeout: 60_000,
+}, async () => {
+  const admin = connect().sql;
+  const table = await createTable(admin);
+  const server = await startServer({ idleTimeoutMs: 500 });
+  try {
+    const { socket, send, received } = await openUpload(server.port, table);
+    await uploadUntilCopying(admin, server, send);
+    const stalled = performance.now();
+    // The client stalls, keeping its socket open.
+    assert.ok(
+      await waitFor(() => Promise.resolve(received().includes("\r\n\r\n{")), 5000),
+      `no response to the stalled upload: ${server.out()} ${server.err()}`,
+    );
+    const took = performance.now() - stalled;
+    assert.match(received(), /^HTTP\/1\.1 408/);
+    assert.match(received(), /"code":"IDLE_TIMEOUT"/);
+    assert.ok(took < 2500, `answered after ${took} ms`);
+    assert.ok(
+      await waitFor(async () => (await busySessions(admin, server.app)).length === 0, 1000),
+      `server sessions still busy: ${(await busySessions(admin, server.app)).join("; ")}`,
+    );
+    socket.destroy();
+    assert.equal(await count(admin, table), 0);
+  } finally {
+    await server.stop();
+    await admin.unsafe(`drop table if exists ${table}`);
+    await endPool(admin);
+  }
+});
+
+test("ingestRequest() answers 413 for a line longer than maxLineBytes", async () => {
+  const { sql } = connect();
+  const admin = connect().sql;
+  const table = await createTable(admin);
+  try {
+    const app = new Hono();
+    app.post("/in", (c) => ingestRequest(c, sql, table, { maxLineBytes: 1024 }));
+    for (
+      const [type, body] of [
+        ["application/x-ndjson", `{"id": 1}\n{"id": 2, "v": "${"x".repeat(2000)}"}\n`],
+        ["text/csv", `id,v\n1,${"x".repeat(2000)}\n`],
+      ]
+    ) {
+      const res = await app.request("/in", {
+        method: "POST",
+        body,
+        headers: { "content-type": type! },
+      });
+      assert.equal(res.status, 413);
+      const problem = await res.json();
+      assert.equal(problem.code, "LINE_TOO_LONG");
+      assert.match(
+        problem.detail,
+        /line 2 of the (NDJSON|CSV) body: it is longer than maxLineBytes \(1024 bytes\)/,
+      );
+    }
+    assert.equal(await count(admin, table), 0);
+    await endPool(sql);
+  } finally {
+    await admin.unsafe(`drop table if exists ${table}`);
+    await endPool(admin);
+  }
+});
