@@ -688,3 +688,48 @@ test("ingest() refuses a line longer than maxLineBytes as it grows, and echoes n
     await endPool(admin);
   }
 });
+
+test(
+  "ingest() fails at once when its connection closes while it waits for the body; a pool of one recovers",
+  {
+    timeout: 30_000,
+  },
+  async () => {
+    const { sql, app } = connect({ max: 1 });
+    const admin = connect().sql;
+    const table = await createPlain(admin);
+    try {
+      // Killed idle (the CSV header is not complete: no COPY yet), then killed mid-COPY.
+      for (const text of ["id,v", "id,v\n1,a\n"]) {
+        const { body, cancelled } = stallingBody(text);
+        const running = ingest(sql, table, body, { format: "csv" });
+        running.catch(() => {});
+        const inTransaction = async () =>
+          (await admin`select 1 from pg_stat_activity where application_name = ${app}
+          and state in ('idle in transaction', 'active') and query ilike ${
+            text.includes("\n") ? "copy%" : "%"
+          }`).length > 0;
+        assert.ok(await waitFor(inTransaction, 5000), "the ingest never began");
+        await admin`select pg_terminate_backend(pid) from pg_stat_activity
+        where application_name = ${app}`;
+        const error = await Promise.race([
+          rejection(() => running),
+          new Promise<Error>((r) => setTimeout(() => r(new Error("still running")), 2000)),
+        ]);
+        assert.ok(
+          ["CONNECTION_CLOSED", "57P01"].includes((error as { code?: string }).code ?? ""),
+          String(error),
+        );
+        assert.ok(cancelled(), "the body was not cancelled");
+        // The only connection, reconnected, serves the next ingest (a reservation) at once.
+        const next = await ingest(sql, table, bodyOf("id,v\n7,x\n"), { format: "csv" });
+        assert.equal(next.rows, 1);
+        await admin.unsafe(`delete from ${table}`);
+      }
+      await assertClean(sql, app, admin);
+    } finally {
+      await admin.unsafe(`drop table if exists ${table}`);
+      await endPool(admin);
+    }
+  },
+);
