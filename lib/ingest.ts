@@ -196,8 +196,8 @@ class Load {
   batches = 0;
   /** Why the ingest was stopped from outside, first cause only. */
   failure: { error: unknown } | undefined;
-  /** The connection's own error once its socket closed: no statement may be sent after it. */
-  lost: { error: unknown } | undefined;
+  /** Whether the connection's socket closed: no statement may be sent after it. */
+  lost = false;
   #stage: string | undefined;
   #columns: string[] = [];
   #reading = false;
@@ -215,12 +215,12 @@ class Load {
     this.failure = { error };
     this.reader.cancel(error).catch(() => {});
     void this.copy?.abort(error);
-    if (this.lost === undefined) this.running?.cancel();
+    if (!this.lost) this.running?.cancel();
   }
 
   /** Records that the connection closed (its backend was killed, the server restarted …). */
   connectionClosed(error: unknown): void {
-    this.lost ??= { error };
+    this.lost = true;
     this.interrupt(error);
   }
 
@@ -508,7 +508,7 @@ export async function ingest(
     const error = load.failure ? load.failure.error : caught;
     load.interrupt(error);
     await load.copy?.abort(error);
-    const lost = load.lost !== undefined || isConnectionError(caught) ||
+    const lost = load.lost || isConnectionError(caught) ||
       isConnectionError(load.copy?.error);
     unwatch?.();
     if (conn !== undefined) {

@@ -177,6 +177,9 @@ export async function ingestRequest(
   if (signal !== undefined) ingestOptions.signal = signal;
   else delete ingestOptions.signal;
   try {
+    if (onError !== undefined && typeof onError !== "function") {
+      throw new TypeError(`Cannot use onError as a function: current value is ${String(onError)}`);
+    }
     const { rows } = await ingest(sql, table, body, ingestOptions);
     return c.body(JSON.stringify({ rows }), 200, {
       "Content-Type": "application/json; charset=utf-8",
