@@ -24,7 +24,7 @@ export { streamBatches } from "./lib/stream_batches.ts";
 export { streamRows } from "./lib/stream_rows.ts";
 export { streamNdjson } from "./lib/stream_ndjson.ts";
 export { streamCsv } from "./lib/stream_csv.ts";
-export { ingest } from "./lib/ingest.ts";
+export { DEFAULT_MAX_LINE_BYTES, ingest } from "./lib/ingest.ts";
 export type { IngestConflict, IngestFormat, IngestOptions, IngestResult } from "./lib/ingest.ts";
 export type { CsvOptions } from "./lib/stream_csv.ts";
 export { streamJsonArray } from "./lib/stream_json_array.ts";

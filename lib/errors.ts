@@ -10,6 +10,7 @@
  * - `KEYSET_DUPLICATE_KEY`: a keyset stream met two rows with the same key (keys must be unique;
  *   add a tie-breaking column such as the primary key).
  * - `BAD_INPUT`: data given to sluice (a token, an ingest body) could not be used.
+ * - `LINE_TOO_LONG`: an ingest body has a line longer than `maxLineBytes`.
  * - `INTERNAL`: a bug in sluice; please report it.
  */
 export type SluiceErrorCode =
@@ -20,6 +21,7 @@ export type SluiceErrorCode =
   | "KEYSET_NULL_KEY"
   | "KEYSET_DUPLICATE_KEY"
   | "BAD_INPUT"
+  | "LINE_TOO_LONG"
   | "INTERNAL";
 
 /** Options for {@linkcode SluiceError}. */

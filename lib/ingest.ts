@@ -1,6 +1,8 @@
 import { SluiceError } from "./errors.ts";
-import { DEFAULT_TARGET_BATCH_BYTES } from "./options.ts";
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_TARGET_BATCH_BYTES } from "./options.ts";
 import { endReserved } from "./sources/_end_reserved.ts";
+import { reserveConnection } from "./sources/_reserve.ts";
+import { runWatchingClose } from "./sources/_watch_close.ts";
 import { isConnectionError } from "./sources/postgres_cursor.ts";
 import type { Sql } from "./sources/postgres_cursor.ts";
 import { ByteSink } from "./ingest/_byte_sink.ts";
@@ -12,6 +14,7 @@ import {
   checkIdentifier,
   describeTypes,
   quoteIdent,
+  quoteName,
   quoteTableName,
   resolveTarget,
 } from "./ingest/_target.ts";
@@ -51,6 +54,20 @@ export interface IngestOptions {
   targetBatchBytes?: number;
   /** Aborting it stops reading the body, rolls back, and rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * A body that sends nothing for this long (while sluice waits for it, not while PostgreSQL
+   * stores rows) ends the ingest: rolled back, rejected with `SluiceError("IDLE_TIMEOUT")`, the
+   * connection back in the pool. It bounds how long a stalled upload holds a connection, a
+   * transaction and the table's lock. Default 60,000; 0 disables.
+   */
+  idleTimeoutMs?: number;
+  /**
+   * The longest line (an NDJSON line, a CSV record with its quoted line breaks, the CSV header)
+   * accepted, in bytes; a longer one fails the ingest with `SluiceError("LINE_TOO_LONG")` as soon
+   * as it is seen. An NDJSON line is held in memory whole (several times its size while it is
+   * converted), so this bounds an ingest's memory. Default 16 MiB.
+   */
+  maxLineBytes?: number;
 }
 
 /** What {@linkcode ingest} wrote. */
@@ -60,6 +77,9 @@ export interface IngestResult {
   /** Statements that wrote them: 1 for a plain COPY, one per batch for an upsert. */
   batches: number;
 }
+
+/** Default of `maxLineBytes`: 16 MiB. */
+export const DEFAULT_MAX_LINE_BYTES: number = 16 * 1024 * 1024;
 
 /** Bytes gathered before they are handed to COPY. */
 const CHUNK_BYTES = 64 * 1024;
@@ -75,6 +95,8 @@ interface Checked {
   onConflict: IngestConflict | undefined;
   targetBatchBytes: number;
   signal: AbortSignal | undefined;
+  idleTimeoutMs: number;
+  maxLineBytes: number;
 }
 
 function checkNames(what: string, value: unknown, allowEmpty = false): string[] {
@@ -104,6 +126,22 @@ function checkOptions(options: IngestOptions): Checked {
     );
   }
   const { format, columns, onConflict, targetBatchBytes, signal } = options;
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  if (typeof idleTimeoutMs !== "number" || !Number.isInteger(idleTimeoutMs) || idleTimeoutMs < 0) {
+    throw new RangeError(
+      `Cannot use idleTimeoutMs as a number of milliseconds (0 or more): current value is ${
+        String(options.idleTimeoutMs)
+      }`,
+    );
+  }
+  const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  if (typeof maxLineBytes !== "number" || !Number.isInteger(maxLineBytes) || maxLineBytes < 1) {
+    throw new RangeError(
+      `Cannot use maxLineBytes as a byte count of at least 1: current value is ${
+        String(options.maxLineBytes)
+      }`,
+    );
+  }
   if (format !== "ndjson" && format !== "csv") {
     throw new TypeError(
       `Cannot use format as "ndjson" or "csv": current value is ${JSON.stringify(format)}`,
@@ -140,23 +178,107 @@ function checkOptions(options: IngestOptions): Checked {
     onConflict: conflict,
     targetBatchBytes: bytes,
     signal,
+    idleTimeoutMs,
+    maxLineBytes,
   };
 }
 
-/** One ingest in progress: the connection, the destination, and what can be aborted. */
+/**
+ * One ingest in progress: the body, the connection, the destination, and what stops it from
+ * outside its own awaits (an abort, the idle timeout, the connection closing).
+ */
 class Load {
+  conn!: Conn;
+  target!: Target;
   copy: CopyIn | undefined;
   running: { cancel(): unknown } | undefined;
   rows = 0;
   batches = 0;
+  /** Why the ingest was stopped from outside, first cause only. */
+  failure: { error: unknown } | undefined;
+  /** Whether the connection's socket closed: no statement may be sent after it. */
+  lost = false;
   #stage: string | undefined;
   #columns: string[] = [];
+  #reading = false;
+  #readSince = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
-    readonly conn: Conn,
-    readonly target: Target,
+    readonly reader: ReadableStreamDefaultReader<Uint8Array>,
     readonly options: Checked,
   ) {}
+
+  /** Stops the ingest: the body read, the COPY and the statement in flight end at once. */
+  interrupt(error: unknown): void {
+    if (this.failure) return;
+    this.failure = { error };
+    this.reader.cancel(error).catch(() => {});
+    void this.copy?.abort(error);
+    if (!this.lost) this.running?.cancel();
+  }
+
+  /** Records that the connection closed (its backend was killed, the server restarted …). */
+  connectionClosed(error: unknown): void {
+    this.lost = true;
+    this.interrupt(error);
+  }
+
+  /** Throws why the ingest was stopped, if it was; called before each statement. */
+  check(): void {
+    if (this.failure) throw this.failure.error;
+  }
+
+  /** Reads the next chunk of the body; the idle timeout counts only the time spent here. */
+  async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    this.check();
+    this.#reading = true;
+    this.#readSince = performance.now();
+    let result: ReadableStreamReadResult<Uint8Array>;
+    try {
+      result = await this.reader.read();
+    } finally {
+      this.#reading = false;
+    }
+    this.check();
+    return result;
+  }
+
+  /** Starts the idle timeout; checked eight times a period, so it fires within 1.125 periods. */
+  watchIdle(): void {
+    const limit = this.options.idleTimeoutMs;
+    if (limit === 0) return;
+    const tick = Math.max(10, Math.floor(limit / 8));
+    const check = () => {
+      this.#timer = undefined;
+      if (this.failure) return;
+      if (this.#reading && performance.now() - this.#readSince >= limit) {
+        this.interrupt(
+          new SluiceError(
+            "IDLE_TIMEOUT",
+            `Cannot keep the ingest open as the body sent nothing: idle for more than ${limit} ms`,
+          ),
+        );
+        return;
+      }
+      this.#timer = setTimeout(check, tick);
+    };
+    this.#timer = setTimeout(check, tick);
+  }
+
+  /** Stops the idle timeout. */
+  stopIdle(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Fails with `LINE_TOO_LONG`, naming the line. */
+  lineTooLong(where: string): never {
+    throw new SluiceError(
+      "LINE_TOO_LONG",
+      `Cannot ingest ${where}: it is longer than maxLineBytes (${this.options.maxLineBytes} bytes)`,
+    );
+  }
 
   /** Checks body column names against the table and `columns`; names the line for errors. */
   checkColumns(names: readonly string[], where: string): void {
@@ -164,13 +286,13 @@ class Load {
     const seen = new Set<string>();
     for (const name of names) {
       if (seen.has(name)) {
-        fail(`Cannot ingest ${where}: column ${JSON.stringify(name)} appears twice`);
+        fail(`Cannot ingest ${where}: column ${quoteName(name)} appears twice`);
       }
       seen.add(name);
       if (!this.target.byName.has(name) || (allowed !== undefined && !allowed.includes(name))) {
         fail(
-          `Cannot ingest ${where}, column ${JSON.stringify(name)}: unknown column (${
-            allowed === undefined ? `not in table ${this.target.sql}` : "not in options.columns"
+          `Cannot ingest ${where}, column ${quoteName(name)}: unknown column (${
+            allowed === undefined ? "not in the table" : "not in options.columns"
           })`,
         );
       }
@@ -182,7 +304,7 @@ class Load {
       if (!seen.has(name)) {
         fail(
           `Cannot upsert ${where}: onConflict names column ${
-            JSON.stringify(name)
+            quoteName(name)
           }, which the body does not have`,
         );
       }
@@ -191,6 +313,7 @@ class Load {
 
   /** Starts the COPY: into the table, or into a staging table for an upsert. */
   async start(columns: string[], csv: boolean): Promise<CopyIn> {
+    this.check();
     this.#columns = columns;
     const list = columns.map(quoteIdent).join(", ");
     let destination = this.target.sql;
@@ -206,12 +329,14 @@ class Load {
       this.#stage = destination = stage;
     }
     const format = csv ? " with (format csv, header true)" : "";
+    this.check();
     this.copy = await openCopyIn(this.conn, `copy ${destination} (${list}) from stdin${format}`);
     return this.copy;
   }
 
   /** Runs a statement that an abort can cancel. */
   async run(statement: string): Promise<unknown> {
+    this.check();
     const query = this.conn.unsafe(statement);
     this.running = query;
     try {
@@ -295,15 +420,20 @@ class Load {
  * `INSERT … SELECT … ON CONFLICT` in batches of about `targetBatchBytes`.
  *
  * Errors: `SluiceError("BAD_INPUT")` for input sluice rejects, naming the line and column (a
- * malformed JSON line, bad CSV quoting, an unknown or repeated column); PostgreSQL's own error,
- * unchanged, for a value it rejects — its `where` reads like `COPY orders, line 5, column
- * amount: "abc"`.
+ * malformed JSON line, bad CSV quoting, an unknown or repeated column; names from the body are
+ * echoed cut to 63 bytes); `SluiceError("LINE_TOO_LONG")` for a line longer than `maxLineBytes`
+ * (default 16 MiB); `SluiceError("IDLE_TIMEOUT")` when the body sends nothing for
+ * `idleTimeoutMs` (default 60 s); PostgreSQL's own error, unchanged, for a value it rejects — its
+ * `where` reads like `COPY orders, line 5, column amount: "abc"` (and holds a trigger's SQL when
+ * a trigger failed: do not pass it to clients as is). A connection that closes mid-ingest fails
+ * it at once with postgres.js's error; the connection is not reused.
  *
  * @param sql A postgres.js instance; one connection is reserved until the ingest ends.
  * @param table The table, `"name"` or `"schema.name"`; names are taken literally (not folded to
  *   lower case) and quoted.
  * @param body The body, as UTF-8 bytes.
- * @param options `format` (required), `columns`, `onConflict`, `targetBatchBytes`, `signal`.
+ * @param options `format` (required), `columns`, `onConflict`, `targetBatchBytes`, `signal`,
+ *   `idleTimeoutMs`, `maxLineBytes`.
  * @returns The number of rows read and of statements that wrote them, once committed.
  * @throws {TypeError | RangeError} On bad arguments.
  *
@@ -340,21 +470,19 @@ export async function ingest(
   signal?.throwIfAborted();
 
   const reader = body.getReader();
-  let conn: Conn | undefined;
-  let load: Load | undefined;
-  const onAbort = () => {
-    const reason = signal!.reason;
-    reader.cancel(reason).catch(() => {});
-    load?.copy?.abort(reason);
-    load?.running?.cancel();
-  };
+  const load = new Load(reader, checked);
+  const onAbort = () => load.interrupt(signal!.reason);
   signal?.addEventListener("abort", onAbort, { once: true });
+  let conn: Conn | undefined;
   let began = false;
+  let unwatch: (() => void) | undefined;
   try {
-    conn = await (sql as unknown as { reserve(): Promise<Conn> }).reserve();
-    signal?.throwIfAborted();
-    await conn.unsafe("begin");
+    conn = await reserveConnection(sql as unknown as { reserve(): Promise<Conn> });
+    load.check();
+    load.conn = conn;
+    unwatch = await runWatchingClose(conn, "begin", (error) => load.connectionClosed(error));
     began = true;
+    load.check();
     const target = await resolveTarget(conn, quoted);
     if (checked.columns !== undefined) {
       for (const name of [...checked.columns, ...checked.onConflict?.key ?? []]) {
@@ -365,26 +493,32 @@ export async function ingest(
         }
       }
     }
-    load = new Load(conn, target, checked);
-    if (checked.format === "csv") await pumpCsv(reader, load);
-    else await pumpNdjson(reader, load);
-    signal?.throwIfAborted();
+    load.target = target;
+    load.watchIdle();
+    if (checked.format === "csv") await pumpCsv(load);
+    else await pumpNdjson(load);
     await load.finish();
-    signal?.throwIfAborted();
+    load.check();
+    load.stopIdle();
     await conn.unsafe("commit");
     began = false;
     return { rows: load.rows, batches: load.batches };
   } catch (caught) {
-    const error = signal?.aborted ? signal.reason : caught;
-    reader.cancel(error).catch(() => {});
-    await load?.copy?.abort(error);
+    load.stopIdle();
+    const error = load.failure ? load.failure.error : caught;
+    load.interrupt(error);
+    await load.copy?.abort(error);
+    const lost = load.lost || isConnectionError(caught) ||
+      isConnectionError(load.copy?.error);
+    unwatch?.();
     if (conn !== undefined) {
-      await endReserved(conn, began ? "rollback" : "none", isConnectionError(caught));
+      await endReserved(conn, began ? "rollback" : "none", lost);
     }
     conn = undefined;
     throw error;
   } finally {
     signal?.removeEventListener("abort", onAbort);
+    unwatch?.();
     conn?.release();
     reader.releaseLock();
   }
@@ -395,8 +529,8 @@ async function write(load: Load, bytes: Uint8Array): Promise<void> {
   if (wait !== undefined) await wait;
 }
 
-async function pumpCsv(reader: ReadableStreamDefaultReader<Uint8Array>, load: Load): Promise<void> {
-  const scanner = new CsvScanner();
+async function pumpCsv(load: Load): Promise<void> {
+  const scanner = new CsvScanner(undefined, load.options.maxLineBytes);
   const pending: Uint8Array[] = [];
   const sink = new ByteSink(CHUNK_BYTES * 2);
   const begin = async () => {
@@ -407,7 +541,7 @@ async function pumpCsv(reader: ReadableStreamDefaultReader<Uint8Array>, load: Lo
     pending.length = 0;
   };
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await load.read();
     if (done) break;
     if (value.length === 0) continue;
     scanner.scan(value);
@@ -438,22 +572,24 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
-async function pumpNdjson(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  load: Load,
-): Promise<void> {
+async function pumpNdjson(load: Load): Promise<void> {
   const out = new ByteSink(CHUNK_BYTES * 2);
   let converter: NdjsonToCopy | undefined;
   let line = 0;
   const carry: Uint8Array[] = [];
   let carryBytes = 0;
 
+  const max = load.options.maxLineBytes;
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await load.read();
     if (done) break;
     let pos = 0;
     for (;;) {
       const nl = value.indexOf(0x0a, pos);
+      // Checked before the line's parts are joined, so an endless line is refused as it grows.
+      if (carryBytes + (nl < 0 ? value.length : nl) - pos > max) {
+        load.lineTooLong(`line ${line + 1} of the NDJSON body`);
+      }
       if (nl < 0) {
         if (pos < value.length) {
           carry.push(value.subarray(pos));
@@ -518,7 +654,7 @@ async function open(
     names.map((name) => ({ name, type: kinds.get(target.byName.get(name)!.typeOid)! })),
     (key) =>
       !target.byName.has(key)
-        ? `unknown column (not in table ${target.sql})`
+        ? "unknown column (not in the table)"
         : fromFirstLine
         ? "unknown column (not a key of line 1, which sets the columns; or pass options.columns)"
         : "unknown column (not in options.columns)",

@@ -298,6 +298,9 @@ test("ingest() checks its arguments", async () => {
         /onConflict\.update/,
       ],
       ["t", body(), { format: "csv", targetBatchBytes: 0 }, /targetBatchBytes/],
+      ["t", body(), { format: "csv", idleTimeoutMs: -1 }, /idleTimeoutMs/],
+      ["t", body(), { format: "csv", idleTimeoutMs: 1.5 }, /idleTimeoutMs/],
+      ["t", body(), { format: "csv", maxLineBytes: 0 }, /maxLineBytes/],
     ];
     for (const [table, b, options, pattern] of bad) {
       // deno-lint-ignore no-explicit-any
@@ -536,6 +539,193 @@ test(
       // The pool still works afterwards (the dead connection was not released into it).
       const [row] = await sql`select 1 as one`;
       assert.equal(row?.one, 1);
+      await assertClean(sql, app, admin);
+    } finally {
+      await admin.unsafe(`drop table if exists ${table}`);
+      await endPool(admin);
+    }
+  },
+);
+
+/** A body that sends `text` and then nothing, until cancelled. */
+function stallingBody(
+  text: string,
+): { body: ReadableStream<Uint8Array>; cancelled: () => boolean } {
+  let sent = false;
+  let cancelled = false;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (!sent) {
+        sent = true;
+        controller.enqueue(encoder.encode(text));
+      }
+      return new Promise<void>(() => {});
+    },
+    cancel() {
+      cancelled = true;
+    },
+  }, { highWaterMark: 0 });
+  return { body, cancelled: () => cancelled };
+}
+
+test("ingest() ends a stalled body after idleTimeoutMs, rolled back, the connection freed", {
+  timeout: 30_000,
+}, async () => {
+  const { sql, app } = connect();
+  const admin = connect().sql;
+  const table = await createPlain(admin);
+  try {
+    for (const format of ["ndjson", "csv"] as const) {
+      const text = format === "csv"
+        ? "id,v\n1,a\n2,b\n"
+        : `{"id": 1, "v": "a"}\n{"id": 2, "v": "b"}\n`;
+      const { body, cancelled } = stallingBody(text);
+      const started = performance.now();
+      const error = await rejection(() => ingest(sql, table, body, { format, idleTimeoutMs: 300 }));
+      const took = performance.now() - started;
+      assert.ok(error instanceof SluiceError, String(error));
+      assert.equal(error.code, "IDLE_TIMEOUT");
+      assert.ok(took >= 300 && took < 2000, `ended after ${took} ms`);
+      assert.ok(cancelled(), "the body was not cancelled");
+      assert.equal(await count(admin, table), 0);
+      // No transaction left open, no lock held: the table can be altered at once.
+      await admin.unsafe(`set lock_timeout = 1000; alter table ${table} add column x${format} int`);
+    }
+
+    // Time spent waiting for PostgreSQL is not idle time: a slow trigger does not end the ingest.
+    await admin.unsafe(`create function ${table}_slow() returns trigger language plpgsql as $$
+      begin if new.id = 3 then perform pg_sleep(1); end if; return new; end $$`);
+    await admin.unsafe(`create trigger slow before insert on ${table}
+      for each row execute function ${table}_slow()`);
+    const result = await ingest(sql, table, bodyOf("id,v\n3,c\n4,d\n"), {
+      format: "csv",
+      idleTimeoutMs: 300,
+    });
+    assert.equal(result.rows, 2);
+    await assertClean(sql, app, admin);
+  } finally {
+    await admin.unsafe(`drop table if exists ${table}`);
+    await admin.unsafe(`drop function if exists ${table}_slow()`);
+    await endPool(admin);
+  }
+});
+
+/** A body of one line that never ends (`prefix`, then `x` forever); counts the bytes pulled. */
+function endlessLine(prefix: string, total = 64 * 1024 * 1024): {
+  body: ReadableStream<Uint8Array>;
+  pulled: () => number;
+} {
+  const chunk = new Uint8Array(1024 * 1024).fill(0x78);
+  let pulled = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      // Bounded so that a missing limit fails the test instead of exhausting memory.
+      if (pulled >= total) return controller.close();
+      const bytes = pulled === 0 ? encoder.encode(prefix) : chunk;
+      pulled += bytes.length;
+      controller.enqueue(bytes);
+    },
+  }, { highWaterMark: 0 });
+  return { body, pulled: () => pulled };
+}
+
+test("ingest() refuses a line longer than maxLineBytes as it grows, and echoes names cut short", {
+  timeout: 60_000,
+}, async () => {
+  const { sql, app } = connect();
+  const admin = connect().sql;
+  const table = await createPlain(admin);
+  try {
+    // An NDJSON line without end, at the default limit (16 MiB) and a lower one.
+    for (const maxLineBytes of [undefined, 2 * 1024 * 1024]) {
+      const limit = maxLineBytes ?? 16 * 1024 * 1024;
+      const { body, pulled } = endlessLine(`{"id": 1}\n{"id": 2, "v": "`);
+      const error = await rejection(() =>
+        ingest(sql, table, body, { format: "ndjson", maxLineBytes })
+      );
+      assert.ok(error instanceof SluiceError, String(error));
+      assert.equal(error.code, "LINE_TOO_LONG");
+      assert.equal(
+        error.message,
+        `Cannot ingest line 2 of the NDJSON body: it is longer than maxLineBytes (${limit} bytes)`,
+      );
+      assert.ok(pulled() <= limit + 2 * 1024 * 1024, `${pulled()} bytes read`);
+    }
+    // A CSV header without end, and a CSV record.
+    for (const prefix of ["id,v", "id,v\n1,"]) {
+      const { body, pulled } = endlessLine(prefix);
+      const error = await rejection(() =>
+        ingest(sql, table, body, { format: "csv", maxLineBytes: 1024 * 1024 })
+      );
+      assert.equal((error as { code?: string }).code, "LINE_TOO_LONG", String(error));
+      assert.match(error.message, prefix.includes("\n") ? /line 2 of the CSV body/ : /line 1 of/);
+      assert.ok(pulled() <= 3 * 1024 * 1024, `${pulled()} bytes read`);
+    }
+    assert.equal(await count(admin, table), 0);
+
+    // A huge unknown column name is echoed cut to 63 bytes.
+    const name = "é".repeat(500_000);
+    for (
+      const [format, text] of [["csv", `id,${name}\n1,2\n`], [
+        "ndjson",
+        `{"id": 1, "${name}": 2}\n`,
+      ]] as const
+    ) {
+      const error = await rejection(() => ingest(sql, table, bodyOf(text, 65536), { format }));
+      assert.equal((error as { code?: string }).code, "BAD_INPUT", String(error));
+      assert.ok(error.message.length < 200, `a message of ${error.message.length} characters`);
+      assert.match(error.message, /column "é+"…/);
+    }
+    // Within the limit, a long line is fine.
+    const long = "y".repeat(3 * 1024 * 1024);
+    const result = await ingest(sql, table, bodyOf(`{"id": 9, "v": "${long}"}\n`, 65536), {
+      format: "ndjson",
+    });
+    assert.equal(result.rows, 1);
+    await assertClean(sql, app, admin);
+  } finally {
+    await admin.unsafe(`drop table if exists ${table}`);
+    await endPool(admin);
+  }
+});
+
+test(
+  "ingest() fails at once when its connection closes while it waits for the body; a pool of one recovers",
+  {
+    timeout: 30_000,
+  },
+  async () => {
+    const { sql, app } = connect({ max: 1 });
+    const admin = connect().sql;
+    const table = await createPlain(admin);
+    try {
+      // Killed idle (the CSV header is not complete: no COPY yet), then killed mid-COPY.
+      for (const text of ["id,v", "id,v\n1,a\n"]) {
+        const { body, cancelled } = stallingBody(text);
+        const running = ingest(sql, table, body, { format: "csv" });
+        running.catch(() => {});
+        const inTransaction = async () =>
+          (await admin`select 1 from pg_stat_activity where application_name = ${app}
+          and state in ('idle in transaction', 'active') and query ilike ${
+            text.includes("\n") ? "copy%" : "%"
+          }`).length > 0;
+        assert.ok(await waitFor(inTransaction, 5000), "the ingest never began");
+        await admin`select pg_terminate_backend(pid) from pg_stat_activity
+        where application_name = ${app}`;
+        const error = await Promise.race([
+          rejection(() => running),
+          new Promise<Error>((r) => setTimeout(() => r(new Error("still running")), 2000)),
+        ]);
+        assert.ok(
+          ["CONNECTION_CLOSED", "57P01"].includes((error as { code?: string }).code ?? ""),
+          String(error),
+        );
+        assert.ok(cancelled(), "the body was not cancelled");
+        // The only connection, reconnected, serves the next ingest (a reservation) at once.
+        const next = await ingest(sql, table, bodyOf("id,v\n7,x\n"), { format: "csv" });
+        assert.equal(next.rows, 1);
+        await admin.unsafe(`delete from ${table}`);
+      }
       await assertClean(sql, app, admin);
     } finally {
       await admin.unsafe(`drop table if exists ${table}`);

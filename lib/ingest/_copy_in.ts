@@ -28,6 +28,8 @@ export interface CopyIn {
   end(): Promise<void>;
   /** Fails the COPY (CopyFail, or a cancel request once ended) and waits until it is over. */
   abort(reason: unknown): Promise<void>;
+  /** What the COPY failed with (PostgreSQL's error, a lost connection), once it failed. */
+  readonly error: unknown;
 }
 
 /** Bytes queued in the writable before a write waits for it to drain. */
@@ -94,6 +96,9 @@ export async function openCopyIn(
     });
 
   return {
+    get error() {
+      return failure?.error;
+    },
     write(chunk) {
       if (failure) return Promise.reject(failure.error);
       stream.write(chunk);

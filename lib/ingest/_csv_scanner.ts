@@ -1,5 +1,6 @@
 import { SluiceError } from "../errors.ts";
 import { ByteSink } from "./_byte_sink.ts";
+import { quoteName } from "./_target.ts";
 
 const QUOTE = 0x22;
 const COMMA = 0x2c;
@@ -17,7 +18,8 @@ const AFTER_CR = 4;
  * field; inside quotes `""` is a quote; a closing quote is followed by `,` or a line end), the
  * same number of fields on every line as in the header, and no `\.` line (PostgreSQL's end-of-data
  * marker). It reads the header's column names and counts records and physical lines, so errors
- * name the line — the same line numbers PostgreSQL's `COPY … (FORMAT csv, HEADER)` reports.
+ * name the line — the same line numbers PostgreSQL's `COPY … (FORMAT csv, HEADER)` reports. A
+ * record (header included) longer than `maxLineBytes` fails as soon as it grows past it.
  */
 export class CsvScanner {
   /** The header's column names, once its line ended. */
@@ -36,19 +38,34 @@ export class CsvScanner {
   readonly #name = new ByteSink(256);
   #names: string[] = [];
   readonly #label: string;
+  readonly #maxLineBytes: number;
+  // The current record: its first line, and its bytes in earlier chunks.
+  #recordLine = 1;
+  #recordBytes = 0;
 
   /**
    * Creates a scanner.
    *
    * @param label What the body is called in error messages.
+   * @param maxLineBytes The longest record accepted, in bytes.
    */
-  constructor(label = "the CSV body") {
+  constructor(label = "the CSV body", maxLineBytes = Infinity) {
     this.#label = label;
+    this.#maxLineBytes = maxLineBytes;
+  }
+
+  #checkLength(bytes: number): void {
+    if (bytes > this.#maxLineBytes) {
+      throw new SluiceError(
+        "LINE_TOO_LONG",
+        `Cannot ingest line ${this.#recordLine} of ${this.#label}: it is longer than maxLineBytes (${this.#maxLineBytes} bytes)`,
+      );
+    }
   }
 
   #fail(what: string, line = this.#line, field = this.#field): never {
     const name = this.header?.[field] ?? this.#names[field];
-    const column = name === undefined ? `field ${field + 1}` : `column ${JSON.stringify(name)}`;
+    const column = name === undefined ? `field ${field + 1}` : `column ${quoteName(name)}`;
     throw new SluiceError(
       "BAD_INPUT",
       `Cannot ingest line ${line} of ${this.#label}, ${column}: ${what}`,
@@ -105,10 +122,15 @@ export class CsvScanner {
     let collect = this.header === undefined;
     let bodyStart = collect ? n : 0; // where data records start in this chunk
     let start = 0; // start of the current field's bytes in this chunk, while collecting the header
+    let recordStart = 0; // where the current record starts in this chunk
     let i = 0;
     const endRecord = () => {
+      this.#checkLength(this.#recordBytes + i + 1 - recordStart);
       this.#endRecord();
       this.#line++;
+      this.#recordLine = this.#line;
+      this.#recordBytes = 0;
+      recordStart = i + 1;
       state = FIELD_START;
       if (collect && this.header !== undefined) {
         collect = false;
@@ -206,6 +228,8 @@ export class CsvScanner {
     } finally {
       this.#state = state;
     }
+    this.#recordBytes += n - recordStart;
+    this.#checkLength(this.#recordBytes);
     this.recordBytes += n - Math.min(bodyStart, n);
   }
 

@@ -1,5 +1,6 @@
 import { SluiceError } from "../errors.ts";
 import { ByteSink } from "./_byte_sink.ts";
+import { quoteName } from "./_target.ts";
 import type { FieldKind, ValueKind } from "./_target.ts";
 
 /** A column NDJSON values are written to. */
@@ -350,7 +351,7 @@ function recordLiteral(buf: Uint8Array, node: JNode, fields: readonly FieldKind[
   const values = new Map<string, JNode>();
   node.keys!.forEach((key, k) => values.set(key, node.items![k]!));
   for (const key of values.keys()) {
-    if (!fields.some((f) => f.name === key)) throw new Fault(`unknown field "${key}"`);
+    if (!fields.some((f) => f.name === key)) throw new Fault(`unknown field ${quoteName(key)}`);
   }
   return `(${
     fields.map((f) => {
@@ -496,7 +497,7 @@ export class NdjsonToCopy {
       if (i !== end) throw expected("the end of the line after the object", buf, i, end);
     } catch (error) {
       if (!(error instanceof Fault)) throw error;
-      const where = key === undefined ? "" : `, column ${JSON.stringify(key)}`;
+      const where = key === undefined ? "" : `, column ${quoteName(key)}`;
       throw new SluiceError(
         "BAD_INPUT",
         `Cannot ingest line ${line} of ${this.#label}${where}: ${error.what}`,

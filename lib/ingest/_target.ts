@@ -53,6 +53,21 @@ export interface Target {
 const MAX_IDENTIFIER_BYTES = 63;
 
 /**
+ * Quotes a name taken from a body for an error message (`"name"`, JSON escapes), cut to
+ * PostgreSQL's identifier length (63 bytes) with `…`, so an error never echoes a huge header.
+ *
+ * @param name The name.
+ * @returns The quoted, shortened name.
+ */
+export function quoteName(name: string): string {
+  const bytes = new TextEncoder().encode(name);
+  if (bytes.length <= MAX_IDENTIFIER_BYTES) return JSON.stringify(name);
+  let end = MAX_IDENTIFIER_BYTES;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // not inside a UTF-8 sequence
+  return `${JSON.stringify(new TextDecoder().decode(bytes.subarray(0, end)))}…`;
+}
+
+/**
  * Quotes an identifier for SQL: wrapped in double quotes, inner quotes doubled (what postgres.js's
  * `sql(name)` does to each dot-separated part).
  *
