@@ -1,7 +1,8 @@
+import { checkOptionNames } from "./check_option_names.ts";
 import { SluiceError } from "./errors.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_TARGET_BATCH_BYTES } from "./options.ts";
 import { endReserved } from "./sources/_end_reserved.ts";
-import { reserveConnection } from "./sources/_reserve.ts";
+import { reserveConnection } from "./sources/_postgres_pool.ts";
 import { runWatchingClose } from "./sources/_watch_close.ts";
 import { isConnectionError } from "./sources/postgres_cursor.ts";
 import type { Sql } from "./sources/postgres_cursor.ts";
@@ -399,6 +400,17 @@ class Load {
   }
 }
 
+/** Every option name of {@linkcode IngestOptions}. */
+export const INGEST_OPTION_NAMES: readonly string[] = [
+  "format",
+  "columns",
+  "onConflict",
+  "targetBatchBytes",
+  "signal",
+  "idleTimeoutMs",
+  "maxLineBytes",
+];
+
 /**
  * Streams an NDJSON or CSV body into a table with `COPY … FROM STDIN`, all or nothing.
  *
@@ -461,6 +473,7 @@ export async function ingest(
       `Cannot use sql as a postgres.js instance: current value is ${String(sql)}`,
     );
   }
+  checkOptionNames(options, INGEST_OPTION_NAMES, "ingest()");
   const quoted = quoteTableName(table);
   if (body === null || typeof (body as { getReader?: unknown })?.getReader !== "function") {
     throw new TypeError(`Cannot use body as a ReadableStream: current value is ${String(body)}`);
@@ -477,7 +490,7 @@ export async function ingest(
   let began = false;
   let unwatch: (() => void) | undefined;
   try {
-    conn = await reserveConnection(sql as unknown as { reserve(): Promise<Conn> });
+    conn = await reserveConnection(sql as unknown as { reserve(): Promise<Conn> }) as Conn;
     load.check();
     load.conn = conn;
     unwatch = await runWatchingClose(conn, "begin", (error) => load.connectionClosed(error));
