@@ -1,4 +1,4 @@
-import { checkFeatureOptions } from "./check_feature_options.ts";
+import { checkStreamCall } from "./check_stream_call.ts";
 import { createSourceStream } from "./_source_stream.ts";
 import { includeRunner, loadIncludesWith } from "./load_includes.ts";
 import type { StreamOptions } from "./options.ts";
@@ -41,7 +41,7 @@ export function streamBatches<T = Row>(
   query: DatabaseQuery,
   options?: StreamOptions,
 ): ReadableStream<T[]> {
-  checkFeatureOptions(options, "streamBatches()");
+  checkStreamCall(sql, query, options, "streamBatches()");
   return createSourceStream<T, T[]>(
     (signal) => openDecodedCursor<T>(sql, query, { ...options, signal }),
     options,

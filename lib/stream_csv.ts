@@ -1,4 +1,4 @@
-import { checkFeatureOptions } from "./check_feature_options.ts";
+import { checkStreamCall } from "./check_stream_call.ts";
 import { createSourceStream } from "./_source_stream.ts";
 import { ChunkWriter } from "./formats/_chunk_writer.ts";
 import { CsvEncoder } from "./formats/csv.ts";
@@ -57,7 +57,12 @@ export function streamCsv(
   query: DatabaseQuery,
   options?: CsvOptions,
 ): ReadableStream<Uint8Array> {
-  checkFeatureOptions(options, "streamCsv()", ["header"]);
+  checkStreamCall(sql, query, options, "streamCsv()", ["header"]);
+  if (options?.include !== undefined) {
+    throw new TypeError(
+      `Cannot use include with streamCsv(): CSV rows are flat; include attaches related rows to objects (streamRows, streamBatches) or JSON (streamNdjson, streamJsonArray, streamSse)`,
+    );
+  }
   const opts = withFormatDefaults(options);
   if (options?.header !== undefined && typeof options.header !== "boolean") {
     throw new TypeError(

@@ -1,4 +1,4 @@
-import { checkFeatureOptions } from "./check_feature_options.ts";
+import { checkStreamCall } from "./check_stream_call.ts";
 import { createSourceStream } from "./_source_stream.ts";
 import type { StreamOptions } from "./options.ts";
 import type { Database, DatabaseQuery } from "./sources/open_source.ts";
@@ -32,7 +32,7 @@ export function streamRows<T = Row>(
   query: DatabaseQuery,
   options?: StreamOptions,
 ): ReadableStream<T> {
-  checkFeatureOptions(options, "streamRows()");
+  checkStreamCall(sql, query, options, "streamRows()");
   return createSourceStream<T, T>(
     (signal) => openDecodedCursor<T>(sql, query, { ...options, signal }),
     options,

@@ -1,4 +1,4 @@
-import { checkFeatureOptions } from "../check_feature_options.ts";
+import { checkStreamCall } from "../check_stream_call.ts";
 import { createSourceStream } from "../_source_stream.ts";
 import type { StreamOptions } from "../options.ts";
 import { openSource } from "../sources/open_source.ts";
@@ -68,7 +68,7 @@ export function streamEncoded(
   writer: ChunkWriter,
   what: string,
 ): ReadableStream<Uint8Array> {
-  checkFeatureOptions(userOptions, what);
+  checkStreamCall(sql, query, userOptions, what);
   const options = withFormatDefaults(userOptions);
   const byChunk = endsAtFullChunk(userOptions);
   let viaCopy = false;

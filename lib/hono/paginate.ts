@@ -1,4 +1,5 @@
 import { checkOptionNames } from "../check_option_names.ts";
+import { checkStreamCall } from "../check_stream_call.ts";
 import { SluiceError } from "../errors.ts";
 import { openPostgresKeyset, resolveKeysetOptions } from "../sources/postgres_keyset.ts";
 import type { Query, Sql } from "../sources/postgres_cursor.ts";
@@ -185,6 +186,7 @@ async function respond(
     key: options.key,
     direction: options.direction ?? "asc",
   })!;
+  checkStreamCall(sql, query, { key: keyset.key, direction: keyset.direction }, "paginate()");
   const maxLimit = checkLimit("maxLimit", options.maxLimit ?? DEFAULT_MAX_PAGE_LIMIT);
   const fallback = Math.min(checkLimit("limit", options.limit ?? DEFAULT_PAGE_LIMIT), maxLimit);
   checkScope(options.scope);

@@ -54,12 +54,30 @@ export function openSource<T = RawRow>(
   };
   if (isPGlite(db)) return mapSource(openPGliteCursor(db, query, cursorOptions), options.mapRow);
   if (isBunSql(db)) return mapSource(openBunSqlCursor(db, query, cursorOptions), options.mapRow);
+  checkDatabase(db);
+  return openPostgresSource<T>(db as Sql, query, options);
+}
+
+/**
+ * Throws unless `db` is a database sluice can stream from (recognised by what it can do).
+ *
+ * @param db What the caller passed as the database.
+ * @throws {TypeError} When it is not a postgres.js, PGlite or Bun `SQL` instance.
+ */
+export function checkDatabase(db: unknown): void {
+  if (isPGlite(db as Database) || isBunSql(db as Database)) return;
   if (typeof db !== "function" || typeof (db as Sql).reserve !== "function") {
+    const value = db === null || typeof db !== "object"
+      ? String(db)
+      : Array.isArray(db)
+      ? "an array"
+      : `an object with ${
+        Object.keys(db).length ? `keys ${Object.keys(db).slice(0, 5).join(", ")}` : "no keys"
+      }`;
     throw new TypeError(
-      `Cannot use sql as a postgres.js, PGlite or Bun SQL instance: current value is ${String(db)}`,
+      `Cannot use sql as a postgres.js, PGlite or Bun SQL instance: current value is ${value} (pass postgres(url), new PGlite() or new SQL(url))`,
     );
   }
-  return openPostgresSource<T>(db as Sql, query, options);
 }
 
 // Applies `mapRow` to each fetched raw row; bytes stay those of the raw values.

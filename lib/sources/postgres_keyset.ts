@@ -464,6 +464,7 @@ export function openPostgresKeyset<T = RawRow>(
       try {
         return await page(n);
       } catch (error) {
+        if (isMissingKeyError(error)) throw await missingKeyError(sql, normal, key, error);
         if (stopped || !isRetryableError(error)) throw error;
         if (attempt >= retries) {
           throw new SluiceError(
@@ -501,4 +502,31 @@ export function openPostgresKeyset<T = RawRow>(
       wake?.();
     },
   });
+}
+
+// A key column the query's result lacks: PostgreSQL names it through sluice's own alias.
+function isMissingKeyError(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return code === "42703" && typeof message === "string" && message.includes("sluice_k.");
+}
+
+/** The error for a key that is not a column of the result, naming the columns there are. */
+async function missingKeyError(
+  sql: Sql,
+  query: NormalQuery,
+  key: readonly string[],
+  cause: unknown,
+): Promise<TypeError> {
+  let names = "";
+  try {
+    const probe = wrapQuery(sql, ["select * from (", ") as sluice_k limit 0"], query).run;
+    const result = await probe as unknown as { columns?: readonly { name: string }[] };
+    names = (result.columns ?? []).map((c) => c.name).join(", ");
+  } catch { /* the message then names the key alone */ }
+  return new TypeError(
+    `Cannot use key (${key.join(", ")}) for keyset pages: the query's result has no column ${
+      key.length > 1 ? "named by one of them" : "of that name"
+    }${names ? `; its columns are ${names}` : ""} (key names the result's columns as SQL names)`,
+    { cause },
+  );
 }
