@@ -43,15 +43,11 @@ app.use("/orders.*", streamLimit({ max: database.maxStreams }));
 app.use("/orders/events", streamLimit({ max: database.maxStreams }));
 
 const serve = (format: StreamFormat) => (c: Context) =>
-  status.track(
+  streamQuery(c, database.db, ORDERS, {
     format,
-    c.req.raw.signal,
-    streamQuery(c, database.db, ORDERS, {
-      format,
-      filename: `orders.${format === "sse" ? "txt" : format}`,
-      onBatch: (info) => status.batch(info),
-    }),
-  );
+    filename: `orders.${format === "sse" ? "txt" : format}`,
+    ...status.start(format),
+  });
 
 app.get("/orders.ndjson", serve("ndjson"));
 app.get("/orders.csv", serve("csv"));

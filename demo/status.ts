@@ -1,5 +1,5 @@
 // Counts the demo's open streams and tells how each ended, for GET /status (the page shows it).
-import type { BatchInfo } from "../mod.ts";
+import type { StreamEnding, StreamOptions } from "../mod.ts";
 import type { DemoDatabase } from "./db.ts";
 
 /** How a stream ended, as /status reports it. */
@@ -10,7 +10,7 @@ export interface StreamRecord {
   format: string;
   /** "streaming", then "done", "cancelled" (the client went away) or "failed". */
   state: "streaming" | "done" | "cancelled" | "failed";
-  /** Bytes sent so far. */
+  /** Bytes of the rows' values read so far (as the server sent them). */
   bytes: number;
   /** When it started / ended (ISO). */
   startedAt: string;
@@ -30,26 +30,30 @@ export interface StatusSnapshot {
 }
 
 /**
- * Creates the demo's stream bookkeeping.
+ * Creates the demo's stream bookkeeping, fed by sluice's own hooks: `onBatch` as rows arrive and
+ * `onEnd` once a stream ended and its connection was released.
  *
  * @param database The demo database.
  * @returns Functions for the routes.
  */
 export function openStatus(database: DemoDatabase): {
-  track(format: string, signal: AbortSignal, response: Promise<Response>): Promise<Response>;
-  batch(info: BatchInfo): void;
+  start(format: string): Pick<StreamOptions, "onBatch" | "onEnd">;
   snapshot(): Promise<StatusSnapshot>;
 } {
   let active = 0;
   let batches = 0;
   let counter = 0;
   const records: StreamRecord[] = [];
+  const states: Record<StreamEnding, StreamRecord["state"]> = {
+    completed: "done",
+    cancelled: "cancelled",
+    aborted: "cancelled",
+    idle_timeout: "failed",
+    error: "failed",
+  };
 
   return {
-    batch: () => void batches++,
-    async track(format, signal, response) {
-      const res = await response;
-      if (res.status !== 200 || res.body === null) return res;
+    start(format) {
       const record: StreamRecord = {
         id: ++counter,
         format,
@@ -60,41 +64,18 @@ export function openStatus(database: DemoDatabase): {
       records.unshift(record);
       records.length = Math.min(records.length, 10);
       active++;
-      const end = (state: StreamRecord["state"]): void => {
-        if (record.state !== "streaming") return;
-        record.state = state;
-        record.endedAt = new Date().toISOString();
-        active--;
+      return {
+        onBatch(info) {
+          batches++;
+          record.bytes += info.bytes;
+        },
+        onEnd(summary) {
+          record.state = states[summary.ending];
+          record.bytes = summary.bytes;
+          record.endedAt = new Date().toISOString();
+          active--;
+        },
       };
-      const reader = res.body.getReader();
-      // The record ends only once sluice's stream has ended — after the cursor is closed and the
-      // connection released — because cancel() and a failed read settle after that cleanup.
-      const body = new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          try {
-            const { done, value } = await reader.read();
-            if (done) {
-              end("done");
-              controller.close();
-            } else {
-              record.bytes += value.byteLength;
-              controller.enqueue(value);
-            }
-          } catch (error) {
-            // The request's signal aborts when the client goes away (Cancel on the page).
-            end(signal.aborted ? "cancelled" : "failed");
-            throw error;
-          }
-        },
-        async cancel(reason) {
-          try {
-            await reader.cancel(reason);
-          } finally {
-            end("cancelled");
-          }
-        },
-      }, { highWaterMark: 0 });
-      return new Response(body, { status: res.status, headers: res.headers });
     },
     async snapshot() {
       return {
