@@ -295,7 +295,8 @@ async function respond(
     failure ??= { error, sent: false };
     if (failure.sent) return undefined;
     failure.sent = true;
-    reportError(c, error, onError);
+    // A client that left is not a failure to report.
+    if (!(signal.aborted && error === signal.reason)) reportError(c, error, onError);
     const tail = mark.end(problemFromError(error).code);
     if (tail === undefined) ctrl?.error(error);
     return tail;

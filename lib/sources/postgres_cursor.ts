@@ -246,9 +246,11 @@ export async function openPostgresCursor<T = RawRow>(
   };
   signal?.addEventListener("abort", stopOpening, { once: true });
   try {
+    // Counted as begun once sent: an abort can end the step after the server began the
+    // transaction, and a ROLLBACK outside one is harmless.
+    began = true;
     // deno-lint-ignore no-explicit-any
     await step(reserved.unsafe("begin read only", [], { onexecute: watchClose } as any));
-    began = true;
     if (options.statementTimeoutMs !== undefined) {
       await step(reserved.unsafe(`set local statement_timeout = ${options.statementTimeoutMs}`));
     }
