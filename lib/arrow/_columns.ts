@@ -126,8 +126,9 @@ export function createColumn(column: Column): { field: Field; builder: ColumnBui
   }
   const builder = createScalarBuilder(column.type);
   const metadata = new Map([[TYPE_METADATA_KEY, String(column.type)]]);
-  // The canonical JSON extension type: Utf8 storage, readers that know it parse the text.
-  if (SCALARS[column.type] === "json") metadata.set("ARROW:extension:name", "arrow.json");
+  // Marked as JSON in plain metadata, not as the canonical `arrow.json` extension type: Polars
+  // (nodejs-polars 0.26) refuses to load a stream holding an extension type it does not know.
+  if (SCALARS[column.type] === "json") metadata.set("sluice:format", "json");
   return { field: field(column.name, builder.type, true, metadata), builder };
 }
 

@@ -184,7 +184,12 @@ export function parseTimestamp(
   const fraction = us % 1e6;
   // Exact as a double within ±285 years of 1970; beyond, through BigInt.
   if (Math.abs(seconds) < 9e9) writeInt64(words, index, seconds * 1e6 + fraction);
-  else writeBigInt64(words, index, BigInt(seconds) * 1000000n + BigInt(fraction));
+  else {
+    // PostgreSQL counts from 2000, Arrow from 1970: its last 30 years do not fit.
+    const big = BigInt(seconds) * 1000000n + BigInt(fraction);
+    if (big !== BigInt.asIntN(64, big)) return false;
+    writeBigInt64(words, index, big);
+  }
   return true;
 }
 

@@ -39,7 +39,7 @@ export const ARROW_STREAM_MEDIA_TYPE = "application/vnd.apache.arrow.stream";
  * | `timestamptz` | `Timestamp(µs, "UTC")` |
  * | `time` | `Time64(µs)` |
  * | `interval` | `Interval(MonthDayNano)` |
- * | `json`, `jsonb` | `Utf8` with extension type `arrow.json` |
+ * | `json`, `jsonb` | `Utf8`, field metadata `sluice:format` = `json` |
  * | one-dimensional arrays of the above | `List` of the element type |
  * | anything else | `Utf8` of PostgreSQL's text output |
  *
@@ -80,11 +80,15 @@ export function streamArrow(
   query: DatabaseQuery,
   options?: StreamOptions,
 ): ReadableStream<Uint8Array> {
+  withFormatDefaults(options);
   const opts = withFormatDefaults({
     ...options,
     targetBatchBytes: options?.targetBatchBytes ?? DEFAULT_ARROW_TARGET_BATCH_BYTES,
   });
   const target = opts.targetBatchBytes;
+  // A value Arrow cannot hold fails the stream. Rows are encoded inside the driver's callbacks,
+  // where a throw would not reach the stream: the error is kept and thrown at the batch's end.
+  let failure: { error: unknown } | undefined;
   let source: PostgresSource<unknown> | undefined;
   let encoder: ArrowEncoder | undefined;
   let viaCopy = false;
@@ -100,7 +104,12 @@ export function streamArrow(
         ...(direct
           ? {
             mapRow: (raw: RawRow, columns: readonly Column[]) => {
-              (encoder ?? start(columns)).addRow(raw);
+              if (failure) return null;
+              try {
+                (encoder ?? start(columns)).addRow(raw);
+              } catch (error) {
+                failure = { error };
+              }
               return null;
             },
           }
@@ -111,8 +120,14 @@ export function streamArrow(
             viaCopy = true;
             // A read ends once the batch holds `target` bytes of Arrow buffers.
             return (bytes, from, to) => {
+              if (failure) return true;
               const e = encoder ?? start();
-              e.addLine(bytes, from, to);
+              try {
+                e.addLine(bytes, from, to);
+              } catch (error) {
+                failure = { error };
+                return true;
+              }
               return e.byteLength >= target;
             };
           },
@@ -120,12 +135,16 @@ export function streamArrow(
       }),
     opts,
     (controller, rows) => {
+      if (failure) throw failure.error;
       const e = encoder ?? start();
       if (!direct) { for (let r = 0; r < rows.length; r++) e.addRow(rows[r] as RawRow); }
       const bytes = e.flush();
       if (bytes !== undefined) controller.enqueue(bytes);
     },
-    (controller) => controller.enqueue((encoder ?? start()).end()),
+    (controller) => {
+      if (failure) throw failure.error;
+      controller.enqueue((encoder ?? start()).end());
+    },
     // Through COPY a read costs no round trip: the first batch is one row (an early first byte)
     // and batches end at `target` (the tuner's cap is set above it so that rule comes first).
     () =>
