@@ -466,11 +466,15 @@ class BytesBuilder implements ColumnBuilder {
     } else {
       const n = end - start;
       if (size + n > this.data.length) this.data = grow(this.data, size + n);
-      this.data.set(
-        start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end),
-        size,
-      );
-      size += n;
+      const data = this.data;
+      // A byte loop beats allocating a view for all but long values.
+      if (n <= 256) { for (let p = start; p < end; p++) data[size++] = bytes[p]!; }
+      else {
+        // A plain view: subarray() on the driver's Buffer goes through its species constructor,
+        // which is slow in Deno's Buffer polyfill.
+        data.set(new Uint8Array(bytes.buffer, bytes.byteOffset + start, n), size);
+        size += n;
+      }
     }
     if (size > 0x7fffffff) failValue("string batch (at most 2 GiB)", bytes, start, end);
     this.size = size;

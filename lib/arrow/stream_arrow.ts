@@ -128,7 +128,8 @@ export function streamArrow(
                 failure = { error };
                 return true;
               }
-              return e.byteLength >= target;
+              // Summing the builders' sizes every 64 rows is close enough for a byte target.
+              return (e.rows & 63) === 0 && e.byteLength >= target;
             };
           },
         },

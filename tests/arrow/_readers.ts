@@ -4,11 +4,7 @@
 // hex, intervals as "months days nanoseconds", lists as JSON arrays of the element strings.
 import { tableFromIPC as flechetteRead } from "@uwdata/flechette";
 import { tableFromIPC as arrowJsRead } from "apache-arrow";
-import process from "node:process";
 import pl from "nodejs-polars";
-
-// Polars refuses Interval(MonthDayNano) columns unless told to load them as structs.
-process.env.POLARS_IMPORT_INTERVAL_AS_STRUCT = "1";
 
 /** How a column's values are made canonical. */
 export type Kind =
@@ -157,8 +153,9 @@ export function readWithArrowJs(bytes: Uint8Array): ReadBack {
 }
 
 /**
- * Polars (Rust): a third reader, for the columns whose types it loads; it reads the stream
- * whole, so only row count, column names and the values of plain columns are compared.
+ * Polars (Rust): a third reader. It refuses a whole stream holding an Interval(MonthDayNano)
+ * column (unless POLARS_IMPORT_INTERVAL_AS_STRUCT=1 is in the environment, which Bun's
+ * process.env does not pass to native code), so it reads streams of the types it loads.
  */
 export function readWithPolars(
   bytes: Uint8Array,

@@ -274,7 +274,18 @@ test(
           assert.deepEqual(back.fields.map((f) => f.name), ["id", ...Object.keys(SPECS)]);
           assertSameValues(back, want, label);
         }
-        const polars = readWithPolars(bytes);
+        const plain = Object.keys(SPECS).filter((name) => SPECS[name]!.polars);
+        const polars = readWithPolars(
+          (await collect(
+            streamArrow(
+              sql,
+              typeof q === "string"
+                ? `select ${plain.join(", ")} from (${q}) q`
+                : sql`select ${sql(plain)} from ${sql(table)} where id >= ${0} order by id`,
+              { copy, firstBatchRows: 2, targetBatchBytes: 200 },
+            ),
+          )).bytes,
+        );
         assert.equal(polars.rows, ROWS);
         for (const [name, s] of Object.entries(SPECS)) {
           if (!s.polars) continue;
