@@ -135,7 +135,18 @@ function main(): void {
         const args = runtime === "deno"
           ? ["run", "-A", "bench/arrow.ts", "--worker", config]
           : ["bench/arrow.ts", "--worker", config];
-        const out = execFileSync(bin(runtime), args, { cwd: ROOT, encoding: "utf8" });
+        // The shared server sometimes has no free connection slot: retry a failed run.
+        let out = "";
+        for (let attempt = 1;; attempt++) {
+          try {
+            out = execFileSync(bin(runtime), args, { cwd: ROOT, encoding: "utf8", stdio: "pipe" });
+            break;
+          } catch (error) {
+            if (attempt === 5) throw error;
+            console.error(run, runtime, config, "failed, retrying:", String(error).slice(0, 120));
+            execFileSync("sleep", ["5"]);
+          }
+        }
         const sample = JSON.parse(out.trim().split("\n").pop()!) as Sample;
         samples.push(sample);
         console.error(run, sample.runtime, config, Math.round(sample.ms), "ms");

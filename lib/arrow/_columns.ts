@@ -163,24 +163,33 @@ function createScalarBuilder(oid: number): ColumnBuilder {
   }
 }
 
-/** A bitmap of valid (non-NULL) values. */
+/**
+ * A bitmap of valid (non-NULL) values, written only once the batch has a NULL: most columns have
+ * none, and a batch without NULLs sends no bitmap. Builders skip `set(i, true)` while `nulls` is 0.
+ */
 class Validity {
   bits = new Uint8Array(64);
   nulls = 0;
 
   set(index: number, valid: boolean): void {
+    if (valid && this.nulls === 0) return;
     const byte = index >> 3;
     if (byte >= this.bits.length) this.bits = grow(this.bits, byte + 1);
-    if (valid) this.bits[byte]! |= 1 << (index & 7);
+    const bits = this.bits;
+    if (this.nulls === 0) {
+      // The batch's first NULL: every value before it was valid.
+      bits.fill(0xff, 0, byte);
+      bits[byte] = (1 << (index & 7)) - 1;
+    }
+    if (valid) bits[byte]! |= 1 << (index & 7);
     else {
-      this.bits[byte]! &= ~(1 << (index & 7));
+      bits[byte]! &= ~(1 << (index & 7));
       this.nulls++;
     }
   }
 
   finish(length: number): Uint8Array {
-    const out = this.nulls === 0 ? EMPTY : this.bits.subarray(0, (length + 7) >> 3);
-    return out;
+    return this.nulls === 0 ? EMPTY : this.bits.subarray(0, (length + 7) >> 3);
   }
 
   reset(): void {
@@ -252,7 +261,7 @@ class IntBuilder implements ColumnBuilder {
     const i = this.length++;
     if (i >= this.values.length) this.values = grow(this.values, i + 1);
     this.values[i] = n;
-    this.validity.set(i, true);
+    if (this.validity.nulls !== 0) this.validity.set(i, true);
   }
   addNull(): void {
     const i = this.length++;
@@ -320,7 +329,7 @@ class Int64Builder implements ColumnBuilder {
     if (!this.parse(bytes, start, end, this.words, i)) {
       failValue(this.type.typeId === 2 ? "integer" : "timestamp", bytes, start, end);
     }
-    this.validity.set(i, true);
+    if (this.validity.nulls !== 0) this.validity.set(i, true);
   }
   addNull(): void {
     const i = this.length++;
@@ -366,7 +375,7 @@ class FloatBuilder implements ColumnBuilder {
     const i = this.length++;
     if (i >= this.values.length) this.values = grow(this.values, i + 1);
     this.values[i] = n;
-    this.validity.set(i, true);
+    if (this.validity.nulls !== 0) this.validity.set(i, true);
   }
   addNull(): void {
     const i = this.length++;
@@ -402,7 +411,7 @@ class BoolBuilder implements ColumnBuilder {
     if (byte >= this.values.length) this.values = grow(this.values, byte + 1);
     if (value) this.values[byte]! |= 1 << (i & 7);
     else this.values[byte]! &= ~(1 << (i & 7));
-    this.validity.set(i, true);
+    if (this.validity.nulls !== 0) this.validity.set(i, true);
   }
   add(bytes: Uint8Array, start: number, end: number): void {
     const c = bytes[start];
@@ -479,7 +488,7 @@ class BytesBuilder implements ColumnBuilder {
     if (size > 0x7fffffff) failValue("string batch (at most 2 GiB)", bytes, start, end);
     this.size = size;
     this.offsets[i + 1] = size;
-    this.validity.set(i, true);
+    if (this.validity.nulls !== 0) this.validity.set(i, true);
   }
   addNull(): void {
     const i = this.length++;
@@ -518,7 +527,7 @@ class IntervalBuilder implements ColumnBuilder {
     if (!parseInterval(ascii(bytes, start, end), this.words, i)) {
       failValue("interval", bytes, start, end);
     }
-    this.validity.set(i, true);
+    if (this.validity.nulls !== 0) this.validity.set(i, true);
   }
   addNull(): void {
     const i = this.length++;
@@ -581,7 +590,7 @@ class ListBuilder implements ColumnBuilder {
       }
     }
     this.offsets[i + 1] = this.count;
-    this.validity.set(i, true);
+    if (this.validity.nulls !== 0) this.validity.set(i, true);
   }
   // Adds the element starting at `p`; returns where it ends.
   #element(bytes: Uint8Array, p: number, last: number): number {

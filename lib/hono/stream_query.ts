@@ -13,9 +13,10 @@ export type { StreamFormat } from "./_negotiate.ts";
 /** Options of {@linkcode streamQuery}: the stream options plus how the response is shaped. */
 export interface StreamQueryOptions extends StreamOptions {
   /**
-   * The format to send. Unset: the `?format=` query parameter (`ndjson`, `csv`, `json`, `sse`),
-   * else the `Accept` header (`application/x-ndjson`, `application/jsonl`, `text/csv`,
-   * `application/json`, `text/event-stream`), else NDJSON. Nothing acceptable: 406.
+   * The format to send. Unset: the `?format=` query parameter (`ndjson`, `csv`, `json`, `sse`,
+   * `arrow`), else the `Accept` header (`application/x-ndjson`, `application/jsonl`, `text/csv`,
+   * `application/json`, `text/event-stream`, `application/vnd.apache.arrow.stream`), else NDJSON.
+   * Nothing acceptable: 406. Arrow only with the `arrow` option.
    */
   format?: StreamFormat;
   /**
@@ -114,8 +115,9 @@ function checkOptions(options: StreamQueryOptions): void {
 }
 
 /**
- * Serves a query's rows as a streamed HTTP response in NDJSON, CSV, a JSON array or
- * Server-Sent Events, chosen by `options.format`, `?format=` or `Accept`.
+ * Serves a query's rows as a streamed HTTP response in NDJSON, CSV, a JSON array,
+ * Server-Sent Events or (given `arrow: streamArrow`) Arrow, chosen by `options.format`, `?format=`
+ * or `Accept`.
  *
  * The response is built only once the first batch was fetched, so an error before the first byte
  * (bad SQL or parameters, statement timeout, no free connection) becomes an
