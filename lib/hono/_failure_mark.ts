@@ -87,6 +87,10 @@ export function createFailureMark(format: StreamFormat): FailureMark {
   switch (format) {
     case "sse":
       return { see() {}, end: () => undefined };
+    case "arrow":
+      // Arrow IPC lets a stream end without its end-of-stream marker, so a cut body could pass for
+      // a whole one: the mark is a message header announcing 64 KiB of metadata that never come.
+      return { see() {}, end: () => new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 1, 0]) };
     case "json":
       return { see() {}, end: (code) => encoder.encode(`\n${describe(code)}\n`) };
     case "ndjson":

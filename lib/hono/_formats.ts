@@ -14,7 +14,7 @@ export type FormatStream = (
 ) => ReadableStream<Uint8Array>;
 
 /** The encoder of each format. */
-export const FORMAT_STREAMS: Record<StreamFormat, FormatStream> = {
+export const FORMAT_STREAMS: Record<Exclude<StreamFormat, "arrow">, FormatStream> = {
   ndjson: streamNdjson,
   csv: streamCsv,
   json: streamJsonArray,

@@ -1,10 +1,10 @@
 import type { StreamContext } from "./_context.ts";
 
 /** The wire formats `streamQuery()` can serve. */
-export type StreamFormat = "ndjson" | "csv" | "json" | "sse";
+export type StreamFormat = "ndjson" | "csv" | "json" | "sse" | "arrow";
 
 /** Every format name, for argument checks. */
-export const STREAM_FORMATS: readonly StreamFormat[] = ["ndjson", "csv", "json", "sse"];
+export const STREAM_FORMATS: readonly StreamFormat[] = ["ndjson", "csv", "json", "sse", "arrow"];
 
 /** The media types a client may ask for in `Accept`, in the order a wildcard prefers them. */
 const MEDIA_TYPES: readonly (readonly [string, StreamFormat])[] = [
@@ -13,6 +13,8 @@ const MEDIA_TYPES: readonly (readonly [string, StreamFormat])[] = [
   ["application/json", "json"],
   ["text/csv", "csv"],
   ["text/event-stream", "sse"],
+  // Only offered when streamQuery() was given the Arrow encoder (see its `arrow` option).
+  ["application/vnd.apache.arrow.stream", "arrow"],
 ];
 
 /** The media type each format is sent as when it was not picked through `Accept`. */
@@ -21,6 +23,7 @@ const DEFAULT_MEDIA_TYPE: Record<StreamFormat, string> = {
   csv: "text/csv",
   json: "application/json",
   sse: "text/event-stream",
+  arrow: "application/vnd.apache.arrow.stream",
 };
 
 /** What negotiation settled on. */
@@ -68,10 +71,11 @@ export function parseAccept(header: string): { type: string; q: number }[] {
 
 // RFC 9110 §12.5.1: the most specific range that matches a type sets its quality; the type with
 // the highest quality wins, ties going to the earlier entry of MEDIA_TYPES.
-function pickMediaType(ranges: { type: string; q: number }[]): string {
+function pickMediaType(ranges: { type: string; q: number }[], arrow: boolean): string {
   let best = "";
   let bestQ = 0;
-  for (const [type] of MEDIA_TYPES) {
+  for (const [type, format] of MEDIA_TYPES) {
+    if (format === "arrow" && !arrow) continue;
     let q = -1;
     let spec = 0;
     for (const range of ranges) {
@@ -91,15 +95,18 @@ function pickMediaType(ranges: { type: string; q: number }[]): string {
  *
  * @param c The request's context.
  * @param format The format the route fixed, if any.
+ * @param arrow Whether Arrow can be served (else it is never picked).
  * @returns The format and media type, or `undefined` when nothing offered is acceptable (406).
  */
 export function negotiateFormat(
   c: StreamContext,
   format: StreamFormat | undefined,
+  arrow = false,
 ): Negotiated | undefined {
   const chosen = format ?? c.req.query("format");
   if (chosen !== undefined) {
-    const known = (STREAM_FORMATS as readonly string[]).includes(chosen);
+    const known = (STREAM_FORMATS as readonly string[]).includes(chosen) &&
+      (chosen !== "arrow" || arrow);
     return known
       ? { format: chosen as StreamFormat, mediaType: DEFAULT_MEDIA_TYPE[chosen as StreamFormat] }
       : undefined;
@@ -107,7 +114,7 @@ export function negotiateFormat(
   const header = c.req.header("Accept");
   const mediaType = header === undefined || header.trim() === ""
     ? "application/x-ndjson"
-    : pickMediaType(parseAccept(header));
+    : pickMediaType(parseAccept(header), arrow);
   const entry = MEDIA_TYPES.find(([type]) => type === mediaType);
   return entry ? { format: entry[1], mediaType } : undefined;
 }
@@ -115,8 +122,10 @@ export function negotiateFormat(
 /**
  * The media types a client can ask for, for a 406 response's detail.
  *
+ * @param arrow Whether Arrow can be served.
  * @returns The list, comma separated.
  */
-export function supportedMediaTypes(): string {
-  return MEDIA_TYPES.map(([type]) => type).join(", ");
+export function supportedMediaTypes(arrow = false): string {
+  return MEDIA_TYPES.filter(([, format]) => arrow || format !== "arrow").map(([type]) => type)
+    .join(", ");
 }

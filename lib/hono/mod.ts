@@ -24,6 +24,7 @@
 export type { RetryInfo, StreamEnding, StreamOptions, StreamSummary } from "../options.ts";
 export { streamQuery } from "./stream_query.ts";
 export type { StreamFormat, StreamQueryOptions } from "./stream_query.ts";
+export type { FormatStream } from "./_formats.ts";
 export { streamLimit } from "./stream_limit.ts";
 export { compressibleType } from "./compressible.ts";
 export { ingestRequest } from "./ingest_request.ts";

@@ -1,6 +1,7 @@
 import type { StreamContext } from "./_context.ts";
 import { checkOptionNames } from "../check_option_names.ts";
 import { STREAM_OPTION_NAMES } from "../options.ts";
+import type { FormatStream } from "./_formats.ts";
 import type { StreamOptions } from "../options.ts";
 import type { Database, DatabaseQuery } from "../sources/open_source.ts";
 import { FORMAT_STREAMS } from "./_formats.ts";
@@ -17,11 +18,18 @@ export type { StreamFormat } from "./_negotiate.ts";
 /** Options of {@linkcode streamQuery}: the stream options plus how the response is shaped. */
 export interface StreamQueryOptions extends StreamOptions {
   /**
-   * The format to send. Unset: the `?format=` query parameter (`ndjson`, `csv`, `json`, `sse`),
-   * else the `Accept` header (`application/x-ndjson`, `application/jsonl`, `text/csv`,
-   * `application/json`, `text/event-stream`), else NDJSON. Nothing acceptable: 406.
+   * The format to send. Unset: the `?format=` query parameter (`ndjson`, `csv`, `json`, `sse`,
+   * `arrow`), else the `Accept` header (`application/x-ndjson`, `application/jsonl`, `text/csv`,
+   * `application/json`, `text/event-stream`, `application/vnd.apache.arrow.stream`), else NDJSON.
+   * Nothing acceptable: 406. Arrow only with the `arrow` option.
    */
   format?: StreamFormat;
+  /**
+   * Serves Arrow (`format: "arrow"`, `?format=arrow`, `Accept: application/vnd.apache.arrow.stream`)
+   * with this encoder: pass `streamArrow` from `@sluice/sluice/arrow`. Without it Arrow is not
+   * offered, and `./hono` never loads the Arrow library.
+   */
+  arrow?: FormatStream;
   /** Sends `Content-Disposition: attachment` with this file name. */
   filename?: string;
   /** CSV only: send a header line with the column names. Default `true`. */
@@ -98,6 +106,7 @@ const QUERY_OPTION_NAMES = [
   "secret",
   "scope",
   "onError",
+  "arrow",
 ];
 
 function checkOptions(options: StreamQueryOptions): void {
@@ -107,8 +116,20 @@ function checkOptions(options: StreamQueryOptions): void {
     );
   }
   checkOptionNames(options, QUERY_OPTION_NAMES, "streamQuery()");
-  const { format, filename } = options;
+  const { format, filename, arrow } = options;
   checkScope(options.scope);
+  if (arrow !== undefined && typeof arrow !== "function") {
+    throw new TypeError(
+      `Cannot use arrow as the Arrow encoder (streamArrow from @sluice/sluice/arrow): current value is ${
+        String(arrow)
+      }`,
+    );
+  }
+  if (format === "arrow" && arrow === undefined) {
+    throw new TypeError(
+      `Cannot use format as arrow without the arrow option (streamArrow from @sluice/sluice/arrow): current value is arrow`,
+    );
+  }
   if (format !== undefined && !STREAM_FORMATS.includes(format)) {
     throw new TypeError(
       `Cannot use format as a stream format (${STREAM_FORMATS.join(", ")}): current value is ${
@@ -124,8 +145,9 @@ function checkOptions(options: StreamQueryOptions): void {
 }
 
 /**
- * Serves a query's rows as a streamed HTTP response in NDJSON, CSV, a JSON array or
- * Server-Sent Events, chosen by `options.format`, `?format=` or `Accept`.
+ * Serves a query's rows as a streamed HTTP response in NDJSON, CSV, a JSON array,
+ * Server-Sent Events or (given `arrow: streamArrow`) Arrow, chosen by `options.format`, `?format=`
+ * or `Accept`.
  *
  * The response is built only once the first batch was fetched, so an error before the first byte
  * (bad SQL or parameters, statement timeout, no free connection) becomes an
@@ -193,20 +215,24 @@ async function respond(
   onError: ErrorHook | undefined,
 ): Promise<Response> {
   checkOptions(options);
-  const { format, filename, secret, scope, onError: _onError, ...streamOptions } = options;
-  const negotiated = negotiateFormat(c, format);
+  const { format, filename, secret, scope, arrow, onError: _onError, ...streamOptions } = options;
+  const negotiated = negotiateFormat(c, format, arrow !== undefined);
   if (negotiated === undefined) {
     return problemResponse(c, {
       status: 406,
       title: "Not Acceptable",
-      detail: `This resource can be sent as ${supportedMediaTypes()} (or ?format=${
-        STREAM_FORMATS.join("|")
+      detail: `This resource can be sent as ${
+        supportedMediaTypes(arrow !== undefined)
+      } (or ?format=${
+        STREAM_FORMATS.filter((f) => arrow !== undefined || f !== "arrow").join("|")
       }).`,
     });
   }
   const headers: Record<string, string> = {
     ...STREAM_HEADERS,
-    "Content-Type": negotiated.format === "csv" && options.header !== false
+    "Content-Type": negotiated.format === "arrow"
+      ? negotiated.mediaType
+      : negotiated.format === "csv" && options.header !== false
       ? `${negotiated.mediaType}; charset=utf-8; header=present`
       : `${negotiated.mediaType}; charset=utf-8`,
   };
@@ -246,7 +272,8 @@ async function respond(
   const onBatch = streamOptions.onBatch;
   // `header` is CSV's alone; the other formats refuse options they do not know.
   if (negotiated.format !== "csv") delete streamOptions.header;
-  const source = FORMAT_STREAMS[negotiated.format](sql, query, {
+  const encode = negotiated.format === "arrow" ? arrow! : FORMAT_STREAMS[negotiated.format];
+  const source = encode(sql, query, {
     ...streamOptions,
     // A server streams to many clients at once: through COPY each stream moves rows as fast as the
     // server sends them, and 32 concurrent 200,000-row responses peaked at 356–408 MiB (Deno) /

@@ -99,8 +99,11 @@ export interface PostgresCursorOptions<T = RawRow> {
  * handed to the sink as they arrive (`fetch` reports their `count`).
  */
 export interface CopyRequest {
-  /** `"csv"`: rows are CSV lines. `"json"`: rows are COPY text lines, rendered by `writeJson`. */
-  format: "csv" | "json";
+  /**
+   * `"csv"`: rows are CSV lines. `"json"`: rows are COPY text lines, rendered by `writeJson`.
+   * `"text"`: rows are COPY text lines of the query's own columns.
+   */
+  format: "csv" | "json" | "text";
   /**
    * Called once the COPY is set up, with its encoding; returns the function each row is handed
    * to (its bytes are only valid during the call).
@@ -111,6 +114,7 @@ export interface CopyRequest {
 /** How the rows of a source that reads through `COPY` are encoded (see `PostgresCursorOptions.copy`). */
 export type CopyEncoding =
   | { format: "csv" }
+  | { format: "text" }
   | {
     format: "json";
     /** Writes the `row_to_json` text (no line end) of the COPY text line `line[start, end)`. */
@@ -419,7 +423,7 @@ async function planCopy(
   sql: Sql,
   reserved: PgSql,
   query: NormalQuery,
-  format: "csv" | "json",
+  format: "csv" | "json" | "text",
 ): Promise<CopyPlan | undefined> {
   if (query.params !== undefined && query.params.length > 0) return undefined;
   const described = await runQuery(reserved, query).describe() as unknown as {
@@ -433,6 +437,7 @@ async function planCopy(
     format === "csv" ? "csv" : "text"
   })`;
   if (format === "csv") return { statement, columns, encoding: { format: "csv" } };
+  if (format === "text") return { statement, columns, encoding: { format: "text" } };
   const transform = (sql.options as { transform?: { column?: { from?: unknown } } }).transform;
   if (transform?.column?.from) return undefined;
   const kinds: JsonKind[] = [];
