@@ -152,11 +152,16 @@ class Load {
   #stage: string | undefined;
   #columns: string[] = [];
 
-  constructor(
-    readonly conn: Conn,
-    readonly target: Target,
-    readonly options: Checked,
-  ) {}
+  readonly conn: Conn;
+  readonly target: Target;
+  readonly options: Checked;
+
+  // Plain fields, not parameter properties: Node's type stripping refuses those.
+  constructor(conn: Conn, target: Target, options: Checked) {
+    this.conn = conn;
+    this.target = target;
+    this.options = options;
+  }
 
   /** Checks body column names against the table and `columns`; names the line for errors. */
   checkColumns(names: readonly string[], where: string): void {
