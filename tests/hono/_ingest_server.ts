@@ -1,25 +1,13 @@
 // A server for tests/hono/ingest_request_test.ts, run in a child process by the runtime under test
 // (runtime globals are fine here: this is a test script, not lib/). Prints {"port": n} first, then
 // one JSON line per finished request: {"status": 200, "body": "…"}.
+import process from "node:process";
 import { Hono } from "hono";
 import postgres from "postgres";
 import { ingestRequest } from "../../lib/hono/ingest_request.ts";
+import { listen } from "./_servers/listen.ts";
 
-declare const Deno: {
-  serve(
-    options: { port: number; hostname: string; onListen(addr: { port: number }): void },
-    handler: (req: Request) => Response | Promise<Response>,
-  ): unknown;
-  env: { get(name: string): string | undefined };
-};
-declare const Bun: {
-  serve(
-    options: { port: number; hostname: string; fetch(req: Request): Response | Promise<Response> },
-  ): { port: number };
-  env: Record<string, string | undefined>;
-};
-
-const env = (name: string) => "Deno" in globalThis ? Deno.env.get(name) : Bun.env[name];
+const env = (name: string) => process.env[name];
 const sql = postgres(env("DATABASE_URL")!, {
   max: 2,
   onnotice: () => {},
@@ -32,13 +20,4 @@ app.post("/ingest/:table", async (c) => {
   return response;
 });
 
-if ("Deno" in globalThis) {
-  Deno.serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    onListen: ({ port }) => console.log(JSON.stringify({ port })),
-  }, app.fetch);
-} else {
-  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: app.fetch });
-  console.log(JSON.stringify({ port: server.port }));
-}
+console.log(JSON.stringify({ port: await listen(app.fetch) }));

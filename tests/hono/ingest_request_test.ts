@@ -16,6 +16,7 @@ import {
   waitFor,
 } from "../_db.ts";
 import type { Sql } from "../_db.ts";
+import { scriptArgs } from "../_runtime.ts";
 
 async function createTable(admin: Sql): Promise<string> {
   const name = uniqueName("ingreq");
@@ -86,7 +87,6 @@ test("ingestRequest() answers 200 { rows }, 400/409/415 problems naming line and
 });
 
 const SERVER = fileURLToPath(new URL("./_ingest_server.ts", import.meta.url));
-const RUNTIME = "Deno" in globalThis ? "deno" : "bun";
 
 test("ingestRequest() rolls back when the client disconnects mid-upload (real socket)", {
   timeout: 60_000,
@@ -96,7 +96,7 @@ test("ingestRequest() rolls back when the client disconnects mid-upload (real so
   const app = uniqueName("sluice_ingest_srv");
   const child = spawn(
     process.execPath,
-    RUNTIME === "deno" ? ["run", "-A", SERVER] : ["run", SERVER],
+    scriptArgs(SERVER),
     {
       env: { ...process.env, DATABASE_URL, SLUICE_APP: app },
       stdio: ["ignore", "pipe", "pipe"],
