@@ -2,7 +2,7 @@
 # Packs sluice as npm would publish it (`npm pack` builds dist/ through `prepack`), installs the
 # tarball in a scratch project, then imports it and streams real rows on Node 20, 22 and 24 (the
 # npm packages node@20/22/24, which bring the binary from the registry), Deno and Bun, and
-# type-checks a consumer with tsc. Bun imports the TypeScript sources (the "bun" export condition);
+# type-checks a consumer with tsc and with deno check. Bun imports the TypeScript sources (the "bun" export condition);
 # Node and Deno (which does not strip types under node_modules) import dist/. Ends with one line
 # "N passed, M failed".
 # Usage: bash tests/_node_pack.sh   (SLUICE_PACK_DIR=dir keeps the scratch project there)
@@ -24,7 +24,7 @@ finish() {
   exit $?
 }
 
-echo "--- npm pack (runs prepack: tsc -p tsconfig.build.json)"
+echo "--- npm pack (runs prepack: npm run build)"
 rm -f "$work"/sluice-*.tgz
 (cd "$root" && npm pack --pack-destination "$work" 2>&1 | grep -E 'Tarball|dist/mod|lib/hono/mod|total files|package size|filename') ||
   { failed=1; finish; }
@@ -60,4 +60,5 @@ done
 step "deno" "$root/node_modules/.bin/deno" run -A smoke.mjs
 step "bun" "$root/node_modules/.bin/bun" smoke.mjs
 step "tsc" ./node_modules/.bin/tsc -p tsconfig.json
+step "deno check" "$root/node_modules/.bin/deno" check consumer.ts
 finish

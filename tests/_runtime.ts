@@ -1,6 +1,5 @@
 // Which runtime runs the tests, and how to start a script in a child process of that same
 // runtime (Node loads TypeScript through tsx). Not a test file.
-import process from "node:process";
 
 /** The runtime the tests run on. */
 export const RUNTIME: "deno" | "bun" | "node" = "Deno" in globalThis
