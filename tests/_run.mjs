@@ -88,6 +88,7 @@ const plans = {
         "--import",
         "tsx",
         "--test",
+        "--test-force-exit",
         "--test-reporter=spec",
         ...nodeFiles.map((f) => relative(root, join(root, f))),
       ],
