@@ -8,8 +8,13 @@
 # Usage: bash tests/_node_pack.sh   (SLUICE_PACK_DIR=dir keeps the scratch project there)
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-work="${SLUICE_PACK_DIR:-$(mktemp -d -t sluice-pack.XXXXXX)}"
-mkdir -p "$work"
+if [ -n "${SLUICE_PACK_DIR:-}" ]; then
+  work="$SLUICE_PACK_DIR"
+  mkdir -p "$work"
+else
+  work="$(mktemp -d -t sluice-pack.XXXXXX)"
+  trap 'rm -rf "$work"' EXIT
+fi
 passed=0
 failed=0
 step() { # name, command…
