@@ -205,10 +205,14 @@ class Load {
   #readSince = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(
-    readonly reader: ReadableStreamDefaultReader<Uint8Array>,
-    readonly options: Checked,
-  ) {}
+  readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly options: Checked;
+
+  // Plain fields, not parameter properties: Node's type stripping refuses those.
+  constructor(reader: ReadableStreamDefaultReader<Uint8Array>, options: Checked) {
+    this.reader = reader;
+    this.options = options;
+  }
 
   /** Stops the ingest: the body read, the COPY and the statement in flight end at once. */
   interrupt(error: unknown): void {

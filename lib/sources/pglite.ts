@@ -108,22 +108,28 @@ export async function openPGliteCursor(
 
   // The transaction stays open (and PGlite's connection held) until close(): the callback waits
   // for `finished`; throwing from it makes PGlite roll back, returning commits.
-  const opened = Promise.withResolvers<PGliteTransaction>();
+  // A plain deferred rather than Promise.withResolvers(), which Node 20 lacks.
+  let openTx!: (tx: PGliteTransaction) => void;
+  let failOpen!: (error: unknown) => void;
+  const opened = new Promise<PGliteTransaction>((resolve, reject) => {
+    openTx = resolve;
+    failOpen = reject;
+  });
   const done = db.transaction(async (tx: PGliteTransaction) => {
     await tx.query("set transaction read only");
     if (options.statementTimeoutMs !== undefined) {
       await tx.query(`set local statement_timeout = ${options.statementTimeoutMs}`);
     }
     await tx.query(`declare ${CURSOR_NAME} no scroll cursor for ${sqlText}`, params);
-    opened.resolve(tx);
+    openTx(tx);
     const end = await finished;
     if ("error" in end) throw end.error;
   });
   // Errors before the cursor opened reject `opened`; later ones are the caller's own close reason.
   const settled = done.then(() => {}, (error) => {
-    opened.reject(error);
+    failOpen(error);
   });
-  const tx = await opened.promise;
+  const tx = await opened;
 
   const parserOf = (type: number): Column["parser"] => {
     const parser = ((db as { parsers?: Record<string, Parser> }).parsers ?? {})[type];

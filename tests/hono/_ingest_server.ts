@@ -2,26 +2,14 @@
 // (runtime globals are fine here: this is a test script, not lib/). Prints {"port": n} first, then
 // one JSON line per finished request: {"status": 200, "body": "…"}, and one per error the server
 // side sees: {"error": "…", "code": "…"}. SLUICE_INGEST_OPTIONS (JSON) adds ingestRequest options; SLUICE_POOL_MAX sets the pool size.
+import process from "node:process";
 import { Hono } from "hono";
 import postgres from "postgres";
 import { ingestRequest } from "../../lib/hono/ingest_request.ts";
 import type { IngestRequestOptions } from "../../lib/hono/ingest_request.ts";
+import { listen } from "./_servers/listen.ts";
 
-declare const Deno: {
-  serve(
-    options: { port: number; hostname: string; onListen(addr: { port: number }): void },
-    handler: (req: Request) => Response | Promise<Response>,
-  ): unknown;
-  env: { get(name: string): string | undefined };
-};
-declare const Bun: {
-  serve(
-    options: { port: number; hostname: string; fetch(req: Request): Response | Promise<Response> },
-  ): { port: number };
-  env: Record<string, string | undefined>;
-};
-
-const env = (name: string) => "Deno" in globalThis ? Deno.env.get(name) : Bun.env[name];
+const env = (name: string) => process.env[name];
 const sql = postgres(env("DATABASE_URL")!, {
   max: Number(env("SLUICE_POOL_MAX") ?? 2),
   onnotice: () => {},
@@ -55,13 +43,4 @@ app.get("/ping", async (c) => {
   }
 });
 
-if ("Deno" in globalThis) {
-  Deno.serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    onListen: ({ port }) => console.log(JSON.stringify({ port })),
-  }, app.fetch);
-} else {
-  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: app.fetch });
-  console.log(JSON.stringify({ port: server.port }));
-}
+console.log(JSON.stringify({ port: await listen(app.fetch) }));

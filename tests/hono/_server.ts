@@ -1,5 +1,6 @@
 // Starts tests/hono/_servers/serve.ts in a child process of the runtime running the tests (Deno
-// under `deno test`, Bun under `bun test`), so each runtime's own server is exercised. Not a test.
+// under `deno test`, Bun under `bun test`, Node under `node --test`), so each runtime's own
+// server is exercised. Not a test.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { connect as netConnect } from "node:net";
@@ -7,11 +8,11 @@ import type { Socket } from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { DATABASE_URL, uniqueName } from "../_db.ts";
+import { scriptArgs } from "../_runtime.ts";
 
 const SERVE = fileURLToPath(new URL("./_servers/serve.ts", import.meta.url));
 
-/** The runtime the tests run on, which is also the server's. */
-export const RUNTIME: "deno" | "bun" = "Deno" in globalThis ? "deno" : "bun";
+export { RUNTIME } from "../_runtime.ts";
 
 /** A running test server. */
 export interface TestServer {
@@ -38,8 +39,7 @@ export interface TestServer {
 /** Starts a server; `env` sets SLUICE_POOL_MAX, SLUICE_IDLE_MS, SLUICE_LIMIT_MAX … */
 export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
   const app = uniqueName("sluice_hono");
-  const args = RUNTIME === "deno" ? ["run", "-A", "--v8-flags=--expose-gc", SERVE] : ["run", SERVE];
-  const child: ChildProcess = spawn(process.execPath, args, {
+  const child: ChildProcess = spawn(process.execPath, scriptArgs(SERVE, { exposeGc: true }), {
     env: { ...process.env, DATABASE_URL, SLUICE_APP: app, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

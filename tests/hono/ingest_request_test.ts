@@ -18,6 +18,7 @@ import {
   waitFor,
 } from "../_db.ts";
 import type { Sql } from "../_db.ts";
+import { scriptArgs } from "../_runtime.ts";
 
 async function createTable(admin: Sql): Promise<string> {
   const name = uniqueName("ingreq");
@@ -155,7 +156,6 @@ test("ingestRequest() tells the client line, column and a fixed description; onE
 });
 
 const SERVER = fileURLToPath(new URL("./_ingest_server.ts", import.meta.url));
-const RUNTIME = "Deno" in globalThis ? "deno" : "bun";
 
 /** The test server in a child process of the runtime under test, with its output. */
 interface Server {
@@ -174,7 +174,7 @@ async function startServer(
   const app = uniqueName("sluice_ingest_srv");
   const child = spawn(
     process.execPath,
-    RUNTIME === "deno" ? ["run", "-A", SERVER] : ["run", SERVER],
+    scriptArgs(SERVER),
     {
       env: {
         ...process.env,

@@ -1,8 +1,9 @@
-// Serves the test app on Deno.serve or Bun.serve (whichever runtime runs this file), on
-// 127.0.0.1 and a free port, and prints {"port": n} on the first line of stdout.
+// Serves the test app with the runtime's own server (Deno.serve, Bun.serve, @hono/node-server on
+// Node), on 127.0.0.1 and a free port, and prints {"port": n} on the first line of stdout.
 // Configuration comes from the environment (see createTestApp). Not a test file.
 import process from "node:process";
 import { createTestApp } from "./app.ts";
+import { listen } from "./listen.ts";
 
 const env = process.env;
 const { app } = createTestApp({
@@ -14,15 +15,4 @@ const { app } = createTestApp({
   ...(env.SLUICE_BATCH_BYTES ? { targetBatchBytes: Number(env.SLUICE_BATCH_BYTES) } : {}),
 });
 
-// deno-lint-ignore no-explicit-any
-const g = globalThis as any;
-if (g.Deno) {
-  g.Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen: ({ port }: { port: number }) => console.log(JSON.stringify({ port })),
-  }, app.fetch);
-} else {
-  const server = g.Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
-  console.log(JSON.stringify({ port: server.port }));
-}
+console.log(JSON.stringify({ port: await listen(app.fetch) }));
