@@ -40,8 +40,8 @@ test("a statement that returns no rows is refused at call time, naming what stre
 
 test("a query of no accepted kind and a database that is none fail at call time", () => {
   const { sql } = connect();
-  // deno-lint-ignore no-explicit-any
   assert.throws(
+    // deno-lint-ignore no-explicit-any
     () => streamRows(sql, 42 as any),
     /^TypeError: Cannot use query as a SQL query: current value is 42/,
   );

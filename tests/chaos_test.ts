@@ -19,7 +19,6 @@ import {
 } from "../mod.ts";
 import { streamQuery } from "../lib/hono/mod.ts";
 import { busySessions, connect, endPool, uniqueName, waitFor } from "./_db.ts";
-import type { Sql } from "./_db.ts";
 
 const OPERATIONS = 240;
 const CONCURRENCY = 3;
@@ -239,7 +238,7 @@ test("chaos: random streams ended by random causes leave no session busy and the
     });
     const run = ingest(sql, target, body, { format: "ndjson", signal: controller.signal });
     if (ending === "killStalled") {
-      const pidSeen = await waitFor(async () => stall !== undefined, 3000);
+      const pidSeen = await waitFor(() => Promise.resolve(stall !== undefined), 3000);
       if (pidSeen) {
         await admin`select pg_terminate_backend(pid) from pg_stat_activity
           where application_name = ${app} and query ilike 'copy%${admin.unsafe(target)}%'`
