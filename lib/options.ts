@@ -1,6 +1,8 @@
 import { checkIncludeMap } from "./load_includes.ts";
 import type { IncludeMap } from "./load_includes.ts";
 import { resolveKeysetOptions } from "./sources/postgres_keyset.ts";
+import { resolvePartitionOptions } from "./partitions/partition_options.ts";
+import type { PartitionOptions } from "./partitions/partition_options.ts";
 /** Default byte size a fetch aims for: 2 MiB, inside the 1–5 MB band that keeps round trips rare
  * and memory flat. */
 export const DEFAULT_TARGET_BATCH_BYTES: number = 2 * 1024 * 1024;
@@ -40,7 +42,7 @@ export interface BatchInfo {
 }
 
 /** Options shared by every stream function. */
-export interface StreamOptions extends BatchSizing {
+export interface StreamOptions extends BatchSizing, PartitionOptions {
   /** Aborting it errors the stream with the signal's reason and frees the connection. */
   signal?: AbortSignal;
   /**
@@ -201,6 +203,7 @@ export function resolveStreamOptions(options: StreamOptions = {}): ResolvedStrea
   }
   if (options.include !== undefined) checkIncludeMap(options.include);
   resolveKeysetOptions(options);
+  resolvePartitionOptions(options);
   if (options.onBatch !== undefined && typeof options.onBatch !== "function") {
     throw new TypeError(
       `Cannot use onBatch as stream option: current value is ${String(options.onBatch)}`,

@@ -1,5 +1,6 @@
 import type { StreamMiddleware } from "./_context.ts";
 import { DEFAULT_RETRY_AFTER_SECONDS, problemResponse } from "./_problem.ts";
+import { SLOT_TAKERS } from "./_slots.ts";
 
 /** Options of {@linkcode streamLimit}. */
 export interface StreamLimitOptions {
@@ -63,7 +64,8 @@ function watchBody(
  * `503 Service Unavailable` (`application/problem+json`, `Retry-After`) instead of letting them
  * queue for a database connection. A slot is held from the request until its response body has
  * been sent, failed or been cancelled by a disconnecting client — not merely until the handler
- * returns.
+ * returns. Slots count connections: a `streamQuery` with `partitions: n` takes `n` slots (and is
+ * answered with the 503 when fewer are free).
  *
  * @param options `max` streams at once (≥ 1); `retryAfterSeconds` for the 503 (default 1).
  * @returns The middleware.
@@ -103,10 +105,17 @@ export function streamLimit(options: StreamLimitOptions): StreamMiddleware {
       });
     }
     active++;
+    let taken = 1;
     let released = false;
     const release = (): void => {
-      if (!released) released = true, active--;
+      if (!released) released = true, active -= taken;
     };
+    SLOT_TAKERS.set(c.req.raw, (extra) => {
+      if (released || active + extra > max) return false;
+      active += extra;
+      taken += extra;
+      return true;
+    });
     try {
       await next();
     } catch (error) {

@@ -4,7 +4,9 @@ import type { Database, DatabaseQuery } from "../sources/open_source.ts";
 import { FORMAT_STREAMS } from "./_formats.ts";
 import { negotiateFormat, STREAM_FORMATS, supportedMediaTypes } from "./_negotiate.ts";
 import type { StreamFormat } from "./_negotiate.ts";
-import { problemFromError, problemResponse } from "./_problem.ts";
+import { DEFAULT_RETRY_AFTER_SECONDS, problemFromError, problemResponse } from "./_problem.ts";
+import { SLOT_TAKERS } from "./_slots.ts";
+import { resolvePartitionOptions } from "../partitions/partition_options.ts";
 import { decodeAfterToken } from "./_token.ts";
 
 export type { StreamFormat } from "./_negotiate.ts";
@@ -185,6 +187,19 @@ export async function streamQuery(
         detail: "The after parameter is not a valid page token.",
       });
     }
+  }
+  // A partitioned stream uses one connection per part: it takes as many streamLimit slots.
+  const parts = resolvePartitionOptions(streamOptions).partitions;
+  const take = SLOT_TAKERS.get(c.req.raw);
+  if (parts > 1 && take && !take(parts - 1)) {
+    return problemResponse(c, {
+      status: 503,
+      title: "Service Unavailable",
+      detail:
+        `A stream of ${parts} parts needs ${parts} stream slots and fewer are free; retry later.`,
+      code: "POOL_BUSY",
+      retryAfterSeconds: DEFAULT_RETRY_AFTER_SECONDS,
+    });
   }
   const signal = anySignal(streamOptions.signal, c.req.raw.signal);
   let fetched = false;

@@ -5,6 +5,9 @@ import type { PostgresSourceOptions } from "./open_postgres_source.ts";
 import { isPGlite, openPGliteCursor } from "./pglite.ts";
 import type { ParameterizedQuery, PGliteDatabase } from "./pglite.ts";
 import { createRowDecoder } from "./postgres_cursor.ts";
+import { openPartitionedSource } from "../partitions/open_partitioned_source.ts";
+import { isTableQuery, tableQueryFragment } from "../partitions/table_query.ts";
+import type { TableQuery } from "../partitions/table_query.ts";
 import type { Column, PostgresSource, Query, RawRow, Row, Sql } from "./postgres_cursor.ts";
 
 /**
@@ -16,9 +19,10 @@ export type Database = Sql | PGliteDatabase | BunSql;
 
 /**
  * A query: a ``sql`…` `` query of the same postgres.js or Bun instance (parameters allowed), a SQL
- * string, or `{ query, params }` (what PGlite's `query` template tag builds; `$1 … $n` parameters).
+ * string, `{ query, params }` (what PGlite's `query` template tag builds; `$1 … $n` parameters),
+ * or, with postgres.js, a table by name: `{ table, columns?, where? }` (see {@linkcode TableQuery}).
  */
-export type DatabaseQuery = Query | ParameterizedQuery;
+export type DatabaseQuery = Query | ParameterizedQuery | TableQuery;
 
 // A plain object with a `query` string (not a lazy driver query, which has `then`).
 function isParameterized(query: unknown): query is ParameterizedQuery {
@@ -53,18 +57,42 @@ export function openSource<T = RawRow>(
 ): Promise<PostgresSource<T>> {
   if (options.include !== undefined) assertPostgresJs(db, "include");
   if (options.strategy === "keyset" || options.key !== undefined) assertPostgresJs(db, "key");
+  if ((options.partitions ?? 1) > 1) assertPostgresJs(db, "partitions");
+  if (isTableQuery(query)) assertPostgresJs(db, "a { table } query");
   const cursorOptions = {
     statementTimeoutMs: options.statementTimeoutMs,
     output: options.output ?? "values",
   };
-  if (isPGlite(db)) return mapSource(openPGliteCursor(db, query, cursorOptions), options.mapRow);
-  if (isBunSql(db)) return mapSource(openBunSqlCursor(db, query, cursorOptions), options.mapRow);
+  if (isPGlite(db)) {
+    return mapSource(
+      openPGliteCursor(db, query as Query | ParameterizedQuery, cursorOptions),
+      options.mapRow,
+    );
+  }
+  if (isBunSql(db)) {
+    return mapSource(
+      openBunSqlCursor(db, query as Query | ParameterizedQuery, cursorOptions),
+      options.mapRow,
+    );
+  }
   if (typeof db !== "function" || typeof (db as Sql).reserve !== "function") {
     throw new TypeError(
       `Cannot use sql as a postgres.js, PGlite or Bun SQL instance: current value is ${String(db)}`,
     );
   }
   const sql = db as Sql;
+  if ((options.partitions ?? 1) > 1) {
+    return openPartitionedSource<T>(
+      sql,
+      isParameterized(query)
+        ? sql.unsafe(query.query.replace(/[\s;]+$/, ""), [...(query.params ?? [])])
+        : query,
+      options,
+    );
+  }
+  if (isTableQuery(query)) {
+    return openPostgresSource<T>(sql, tableQueryFragment(sql, query), options);
+  }
   // postgres.js has no `{ query, params }` form of its own; `unsafe(text, params)` is its equivalent.
   const q = isParameterized(query)
     ? sql.unsafe(query.query.replace(/[\s;]+$/, ""), [...(query.params ?? [])])

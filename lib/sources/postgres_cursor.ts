@@ -92,6 +92,12 @@ export interface PostgresCursorOptions<T = RawRow> {
    * sluice renders; otherwise a cursor with `output: "json"`). The rows go to the request's sink.
    */
   copy?: CopyRequest;
+  /**
+   * An exported snapshot (`pg_export_snapshot()`) to read in: the transaction begins as
+   * `REPEATABLE READ READ ONLY` and adopts it (`SET TRANSACTION SNAPSHOT`), so that several
+   * cursors on several connections read the same moment. Unset: `BEGIN READ ONLY`.
+   */
+  snapshot?: string;
 }
 
 /**
@@ -269,9 +275,17 @@ export async function openPostgresCursor<T = RawRow>(
   };
 
   try {
+    const begin = options.snapshot === undefined
+      ? "begin read only"
+      : "begin isolation level repeatable read read only";
     // deno-lint-ignore no-explicit-any
-    await run(reserved.unsafe("begin read only", [], { onexecute: watchClose } as any));
+    await run(reserved.unsafe(begin, [], { onexecute: watchClose } as any));
     began = true;
+    if (options.snapshot !== undefined) {
+      await run(
+        reserved.unsafe(`set transaction snapshot '${options.snapshot.replace(/'/g, "''")}'`),
+      );
+    }
     if (options.statementTimeoutMs !== undefined) {
       await run(reserved.unsafe(`set local statement_timeout = ${options.statementTimeoutMs}`));
     }

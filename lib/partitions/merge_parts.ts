@@ -1,0 +1,252 @@
+import type { RowSink } from "../sources/_copy_reader.ts";
+import type { SourceBatch } from "../sources/batch_source.ts";
+import type {
+  Column,
+  CopyEncoding,
+  CopyRequest,
+  PostgresSource,
+  RawRow,
+} from "../sources/postgres_cursor.ts";
+
+// What a part's row mapper returns for a row it held back (ordered streams, part not yet due).
+const HELD = Symbol("sluice.held");
+
+/** A row a part read before its turn: a raw row, or a COPY line. */
+type Held = { raw: RawRow; columns: readonly Column[] } | { line: Uint8Array; sink: RowSink };
+
+// Copies driver bytes: a COPY line is only valid during the sink call, and a raw value is a view
+// that would pin the driver's whole read buffer.
+const copyBytes = (b: Uint8Array): Uint8Array => Uint8Array.prototype.slice.call(b);
+
+interface Part<T> {
+  source: PostgresSource<T> | undefined;
+  done: boolean;
+  fetching: Promise<void> | undefined;
+  held: Held[];
+  heldBytes: number;
+  peakHeldBytes: number;
+}
+
+/** What a merged source reports about its parts. */
+export interface MergeStats {
+  /** Most bytes each part held back while not yet due (`ordered` only; 0 otherwise). */
+  peakHeldBytes: number[];
+}
+
+/**
+ * Reads several part sources at once as one source: every part not finished has a fetch in
+ * flight; a fetch of the merged source returns as soon as one of them settles. Rows go to the
+ * row mapper or COPY sink the caller gave (so formats write them to their output as they arrive,
+ * whole rows only); with `ordered`, a part not yet due holds its rows back (copied, up to
+ * `bufferBytes`, then its reads pause) and hands them on, in order, when the parts before it end.
+ *
+ * Created before the parts are opened: {@linkcode PartMerger.partOptions} gives each part the
+ * mapper and sink that route its rows; {@linkcode PartMerger.source} then merges the opened parts.
+ */
+export class PartMerger<T> {
+  readonly #ordered: boolean;
+  readonly #bufferBytes: number;
+  readonly #mapRow: ((row: RawRow, columns: readonly Column[]) => T) | undefined;
+  readonly #copy: CopyRequest | undefined;
+  readonly #parts: Part<T>[];
+  #due = 0;
+  #delivered = 0;
+  // Rows to return from the current fetch, in output order.
+  #out: T[] = [];
+  #bytes = 0;
+  #failure: { error: unknown; part: number } | undefined;
+  #wake: (() => void) | undefined;
+
+  /**
+   * @param count How many parts.
+   * @param ordered Emit the parts in order.
+   * @param bufferBytes Most bytes held per part not yet due.
+   * @param mapRow The caller's row mapper, if any.
+   * @param copy The caller's COPY request, if any.
+   */
+  constructor(
+    count: number,
+    ordered: boolean,
+    bufferBytes: number,
+    mapRow: ((row: RawRow, columns: readonly Column[]) => T) | undefined,
+    copy: CopyRequest | undefined,
+  ) {
+    this.#ordered = ordered;
+    this.#bufferBytes = bufferBytes;
+    this.#mapRow = mapRow;
+    this.#copy = copy;
+    this.#parts = Array.from({ length: count }, () => ({
+      source: undefined,
+      done: false,
+      fetching: undefined,
+      held: [],
+      heldBytes: 0,
+      peakHeldBytes: 0,
+    }));
+  }
+
+  #isDue(index: number): boolean {
+    return !this.#ordered || index === this.#due;
+  }
+
+  #hold(part: Part<T>, held: Held, bytes: number): void {
+    part.held.push(held);
+    part.heldBytes += bytes;
+    if (part.heldBytes > part.peakHeldBytes) part.peakHeldBytes = part.heldBytes;
+  }
+
+  /**
+   * The row mapper and COPY request for part `index`.
+   *
+   * @param index The part's position in range order.
+   * @returns Options for the part's source.
+   */
+  partOptions(index: number): {
+    mapRow: (row: RawRow, columns: readonly Column[]) => T;
+    copyAs?: CopyRequest;
+  } {
+    const part = this.#parts[index]!;
+    const mapRow = this.#mapRow;
+    const options: {
+      mapRow: (row: RawRow, columns: readonly Column[]) => T;
+      copyAs?: CopyRequest;
+    } = {
+      mapRow: (raw, columns) => {
+        if (this.#isDue(index)) {
+          this.#delivered++;
+          return mapRow ? mapRow(raw, columns) : raw as T;
+        }
+        let bytes = 0;
+        const copy = raw.map((v) => {
+          if (v === null || v === undefined) return null;
+          bytes += v.length;
+          return copyBytes(v);
+        });
+        this.#hold(part, { raw: copy, columns }, bytes);
+        return HELD as T;
+      },
+    };
+    const copy = this.#copy;
+    if (copy) {
+      options.copyAs = {
+        format: copy.format,
+        sink: (encoding: CopyEncoding): RowSink => {
+          const sink = copy.sink(encoding);
+          return (bytes, start, end) => {
+            if (this.#isDue(index)) {
+              this.#delivered++;
+              return sink(bytes, start, end);
+            }
+            this.#hold(part, { line: copyBytes(bytes.subarray(start, end)), sink }, end - start);
+            return part.heldBytes >= this.#bufferBytes;
+          };
+        },
+      };
+    }
+    return options;
+  }
+
+  // The due part ended: hand on the next parts' held rows, in order, until one is still reading.
+  #advance(): void {
+    while (this.#due < this.#parts.length && this.#parts[this.#due]!.done) {
+      this.#due++;
+      const next = this.#parts[this.#due];
+      if (!next) break;
+      const mapRow = this.#mapRow;
+      for (const held of next.held) {
+        this.#delivered++;
+        if ("line" in held) held.sink(held.line, 0, held.line.length);
+        else this.#out.push(mapRow ? mapRow(held.raw, held.columns) : held.raw as T);
+      }
+      next.held = [];
+      next.heldBytes = 0;
+    }
+  }
+
+  #start(index: number, rows: number): void {
+    const part = this.#parts[index]!;
+    const source = part.source!;
+    part.fetching = source.fetch(rows).then(
+      (batch: SourceBatch<T>) => {
+        part.fetching = undefined;
+        const count = batch.count ?? batch.rows.length;
+        this.#bytes += batch.bytes;
+        for (const row of batch.rows) if (row !== HELD) this.#out.push(row);
+        if (batch.done ?? count < rows) {
+          part.done = true;
+          if (this.#ordered) this.#advance();
+        }
+      },
+      (error: unknown) => {
+        part.fetching = undefined;
+        this.#failure ??= { error, part: index };
+      },
+    ).finally(() => this.#wake?.());
+  }
+
+  /**
+   * Merges the opened parts into one source.
+   *
+   * @param sources The parts' sources, in range order.
+   * @returns The merged source, with `stats()` for tests and benchmarks.
+   */
+  source(sources: readonly PostgresSource<T>[]): PostgresSource<T> & { stats(): MergeStats } {
+    sources.forEach((s, i) => this.#parts[i]!.source = s);
+    const parts = this.#parts;
+    let closed = false;
+    return {
+      columns: () => {
+        for (const s of sources) {
+          const c = s.columns();
+          if (c !== undefined) return c;
+        }
+        return undefined;
+      },
+      fetch: async (rows: number): Promise<SourceBatch<T>> => {
+        const before = this.#delivered;
+        for (;;) {
+          if (this.#failure) throw this.#failure.error;
+          const done = parts.every((p) => p.done);
+          if (done || this.#out.length > 0 || this.#delivered > before) {
+            const batch = this.#out;
+            const bytes = this.#bytes;
+            this.#out = [];
+            this.#bytes = 0;
+            return {
+              rows: batch,
+              bytes,
+              count: Math.max(batch.length, this.#delivered - before),
+              done,
+            };
+          }
+          parts.forEach((p, i) => {
+            if (p.done || p.fetching) return;
+            if (!this.#isDue(i) && p.heldBytes >= this.#bufferBytes) return;
+            this.#start(i, rows);
+          });
+          await new Promise<void>((resolve) => this.#wake = resolve);
+          this.#wake = undefined;
+        }
+      },
+      close: async (error?: unknown): Promise<void> => {
+        if (closed) return;
+        closed = true;
+        if (error !== undefined) { for (const s of sources) s.interrupt?.(); }
+        await Promise.all(parts.map((p) => p.fetching));
+        const failed = this.#failure;
+        // A part's own failure goes to it (a dead connection is not talked to again); the others
+        // end early and roll back.
+        const sibling = new Error("Another part of the partitioned stream failed");
+        await Promise.all(
+          sources.map((s, i) =>
+            s.close(failed === undefined ? error : failed.part === i ? failed.error : sibling)
+          ),
+        );
+      },
+      interrupt: () => {
+        for (const s of sources) s.interrupt?.();
+      },
+      stats: () => ({ peakHeldBytes: parts.map((p) => p.peakHeldBytes) }),
+    };
+  }
+}
