@@ -110,8 +110,10 @@ export function streamLimit(options: StreamLimitOptions): StreamMiddleware {
     const release = (): void => {
       if (!released) released = true, active -= taken;
     };
+    // Refused: the handler answers with its own 503, which streams nothing.
+    let refused = false;
     SLOT_TAKERS.set(c.req.raw, (extra) => {
-      if (released || active + extra > max) return false;
+      if (released || active + extra > max) return !(refused = true);
       active += extra;
       taken += extra;
       return true;
@@ -125,7 +127,7 @@ export function streamLimit(options: StreamLimitOptions): StreamMiddleware {
     const res = c.res;
     // HEAD is answered from the GET handler's response with the body dropped (by Hono), so no
     // byte of it will be read.
-    if (res.body === null || c.req.method === "HEAD") {
+    if (res.body === null || c.req.method === "HEAD" || refused) {
       release();
       return;
     }
