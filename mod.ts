@@ -59,5 +59,8 @@ export type { SluiceErrorCode, SluiceErrorOptions } from "./lib/errors.ts";
 export type { Column, Query, RawRow, Row, Sql, SqlQuery } from "./lib/sources/postgres_cursor.ts";
 export type { BatchSource, OpenBatchSource, SourceBatch } from "./lib/sources/batch_source.ts";
 export type { Database, DatabaseQuery } from "./lib/sources/open_source.ts";
+export type { TableQuery } from "./lib/partitions/table_query.ts";
+export type { PartitionOptions } from "./lib/partitions/partition_options.ts";
+export { DEFAULT_PARTITION_BUFFER_BYTES } from "./lib/partitions/partition_options.ts";
 export type { ParameterizedQuery, PGliteDatabase, PGliteResults } from "./lib/sources/pglite.ts";
 export type { BunSql } from "./lib/sources/bun_sql.ts";

@@ -12,17 +12,41 @@ import type {
 const HELD = Symbol("sluice.held");
 
 /** A row a part read before its turn: a raw row, or a COPY line. */
-type Held = { raw: RawRow; columns: readonly Column[] } | { line: Uint8Array; sink: RowSink };
+type Held =
+  | { raw: RawRow; columns: readonly Column[] }
+  | { block: Uint8Array; start: number; end: number; sink: RowSink };
 
-// Copies driver bytes: a COPY line is only valid during the sink call, and a raw value is a view
-// that would pin the driver's whole read buffer.
-const copyBytes = (b: Uint8Array): Uint8Array => Uint8Array.prototype.slice.call(b);
+const ARENA_BLOCK_BYTES = 64 * 1024;
+
+/**
+ * Copies of driver bytes (a COPY line is only valid during the sink call; a raw value is a view
+ * that would pin the driver's read buffer), packed into 64 KiB blocks: one allocation per block
+ * rather than per row, whose many small backing stores would cost far more than their bytes.
+ */
+class ByteArena {
+  #block: Uint8Array = new Uint8Array(0);
+  #used = 0;
+
+  /** Copies `src[start, end)`; returns the block holding it and where it starts there. */
+  copy(src: Uint8Array, start: number, end: number): [Uint8Array, number] {
+    const length = end - start;
+    if (this.#used + length > this.#block.length) {
+      this.#block = new Uint8Array(Math.max(ARENA_BLOCK_BYTES, length));
+      this.#used = 0;
+    }
+    const at = this.#used;
+    this.#block.set(start === 0 && end === src.length ? src : src.subarray(start, end), at);
+    this.#used += length;
+    return [this.#block, at];
+  }
+}
 
 interface Part<T> {
   source: PostgresSource<T> | undefined;
   done: boolean;
   fetching: Promise<void> | undefined;
   held: Held[];
+  arena: ByteArena;
   heldBytes: number;
   peakHeldBytes: number;
 }
@@ -80,6 +104,7 @@ export class PartMerger<T> {
       done: false,
       fetching: undefined,
       held: [],
+      arena: new ByteArena(),
       heldBytes: 0,
       peakHeldBytes: 0,
     }));
@@ -120,7 +145,8 @@ export class PartMerger<T> {
         const copy = raw.map((v) => {
           if (v === null || v === undefined) return null;
           bytes += v.length;
-          return copyBytes(v);
+          const [block, at] = part.arena.copy(v, 0, v.length);
+          return block.subarray(at, at + v.length);
         });
         this.#hold(part, { raw: copy, columns }, bytes);
         return HELD as T;
@@ -137,7 +163,8 @@ export class PartMerger<T> {
               this.#delivered++;
               return sink(bytes, start, end);
             }
-            this.#hold(part, { line: copyBytes(bytes.subarray(start, end)), sink }, end - start);
+            const [block, at] = part.arena.copy(bytes, start, end);
+            this.#hold(part, { block, start: at, end: at + end - start, sink }, end - start);
             return part.heldBytes >= this.#bufferBytes;
           };
         },
@@ -155,10 +182,11 @@ export class PartMerger<T> {
       const mapRow = this.#mapRow;
       for (const held of next.held) {
         this.#delivered++;
-        if ("line" in held) held.sink(held.line, 0, held.line.length);
+        if ("sink" in held) held.sink(held.block, held.start, held.end);
         else this.#out.push(mapRow ? mapRow(held.raw, held.columns) : held.raw as T);
       }
       next.held = [];
+      next.arena = new ByteArena();
       next.heldBytes = 0;
     }
   }
