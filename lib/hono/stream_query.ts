@@ -114,9 +114,15 @@ function checkOptions(options: StreamQueryOptions): void {
  * run at the server's speed (32 concurrent 200,000-row responses: 222–263 MiB against 356–408 MiB
  * peak on Deno). Pass `copy: true` for parameterless exports that should run at `COPY`'s speed.
  *
+ * With `partitions: n` the response is read as `n` parts over `n` connections in one snapshot
+ * (see `PartitionOptions`); behind `streamLimit` it takes `n` slots, and is answered
+ * with a 503 problem when fewer are free.
+ *
  * @param c The Hono context of the request.
- * @param sql A postgres.js instance; one connection is reserved while the response streams.
- * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
+ * @param sql A postgres.js instance; one connection is reserved while the response streams
+ *   (`partitions` of them with `partitions`).
+ * @param query The query, as a `sql` fragment (with parameters), a SQL string or a
+ *   `{ table, columns?, where? }`.
  * @param options Stream options (batch sizing, timeouts, signal) plus `format`, `filename` and,
  *   for CSV, `header`.
  * @returns The response: 200 with the streamed body, 406 when no format is acceptable, or a
