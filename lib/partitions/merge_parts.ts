@@ -13,7 +13,7 @@ const HELD = Symbol("sluice.held");
 
 /** A row a part read before its turn: a raw row, or a COPY line. */
 type Held =
-  | { raw: RawRow; columns: readonly Column[] }
+  | { raw: RawRow; columns: readonly Column[]; bytes: number }
   | { block: Uint8Array; start: number; end: number; sink: RowSink };
 
 const ARENA_BLOCK_BYTES = 64 * 1024;
@@ -45,7 +45,11 @@ interface Part<T> {
   source: PostgresSource<T> | undefined;
   done: boolean;
   fetching: Promise<void> | undefined;
+  // Rows pass straight on: the part is due and has handed on every row it held.
+  live: boolean;
   held: Held[];
+  // The next held row to hand on.
+  replayed: number;
   arena: ByteArena;
   heldBytes: number;
   peakHeldBytes: number;
@@ -99,11 +103,13 @@ export class PartMerger<T> {
     this.#bufferBytes = bufferBytes;
     this.#mapRow = mapRow;
     this.#copy = copy;
-    this.#parts = Array.from({ length: count }, () => ({
+    this.#parts = Array.from({ length: count }, (_, i) => ({
       source: undefined,
       done: false,
       fetching: undefined,
+      live: !ordered || i === 0,
       held: [],
+      replayed: 0,
       arena: new ByteArena(),
       heldBytes: 0,
       peakHeldBytes: 0,
@@ -111,7 +117,7 @@ export class PartMerger<T> {
   }
 
   #isDue(index: number): boolean {
-    return !this.#ordered || index === this.#due;
+    return this.#parts[index]!.live;
   }
 
   #hold(part: Part<T>, held: Held, bytes: number): void {
@@ -148,7 +154,7 @@ export class PartMerger<T> {
           const [block, at] = part.arena.copy(v, 0, v.length);
           return block.subarray(at, at + v.length);
         });
-        this.#hold(part, { raw: copy, columns }, bytes);
+        this.#hold(part, { raw: copy, columns, bytes }, bytes);
         return HELD as T;
       },
     };
@@ -173,22 +179,44 @@ export class PartMerger<T> {
     return options;
   }
 
-  // The due part ended: hand on the next parts' held rows, in order, until one is still reading.
+  // The due part ended and handed on all it held: the next one is due.
   #advance(): void {
-    while (this.#due < this.#parts.length && this.#parts[this.#due]!.done) {
-      this.#due++;
-      const next = this.#parts[this.#due];
-      if (!next) break;
-      const mapRow = this.#mapRow;
-      for (const held of next.held) {
-        this.#delivered++;
-        if ("sink" in held) held.sink(held.block, held.start, held.end);
-        else this.#out.push(mapRow ? mapRow(held.raw, held.columns) : held.raw as T);
-      }
-      next.held = [];
-      next.arena = new ByteArena();
-      next.heldBytes = 0;
+    for (;;) {
+      const current = this.#parts[this.#due];
+      if (!current || !current.done || !current.live) return;
+      const next = this.#parts[++this.#due];
+      if (!next) return;
+      if (next.held.length > 0) return;
+      next.live = true;
     }
+  }
+
+  // Hands on rows the due part held, a slice at a time (up to `rows`, or until a COPY sink has a
+  // full output chunk), so a long backlog leaves as a series of batches rather than at once.
+  #replay(rows: number): void {
+    const part = this.#parts[this.#due];
+    if (!part || part.live) return;
+    const mapRow = this.#mapRow;
+    let count = 0;
+    while (part.replayed < part.held.length && count < rows) {
+      const held = part.held[part.replayed++]!;
+      this.#delivered++;
+      count++;
+      if ("sink" in held) {
+        part.heldBytes -= held.end - held.start;
+        if (held.sink(held.block, held.start, held.end) === true) break;
+      } else {
+        part.heldBytes -= held.bytes;
+        this.#out.push(mapRow ? mapRow(held.raw, held.columns) : held.raw as T);
+      }
+    }
+    if (part.replayed < part.held.length) return;
+    part.held = [];
+    part.replayed = 0;
+    part.arena = new ByteArena();
+    part.heldBytes = 0;
+    part.live = true;
+    this.#advance();
   }
 
   #start(index: number, rows: number): void {
@@ -234,7 +262,8 @@ export class PartMerger<T> {
         const before = this.#delivered;
         for (;;) {
           if (this.#failure) throw this.#failure.error;
-          const done = parts.every((p) => p.done);
+          if (this.#ordered) this.#replay(rows);
+          const done = parts.every((p) => p.done && p.live);
           if (done || this.#out.length > 0 || this.#delivered > before) {
             const batch = this.#out;
             const bytes = this.#bytes;

@@ -76,6 +76,31 @@ test("the JSON formats and streamRows() split any query by partitionKey, framing
         assert.deepEqual(byId(array), byId(single));
       }
     }
+    // ordered: parts in key order, so a query ordered by the key comes out as one read of it.
+    const byId = `select * from ${table} order by id`;
+    for (const copy of [true, false]) {
+      assert.equal(
+        await text(streamNdjson(sql, byId, {
+          copy,
+          partitions: 3,
+          partitionKey: "id",
+          ordered: true,
+          partitionBufferBytes: 4096,
+        })),
+        await text(streamNdjson(sql, byId, { copy })),
+      );
+    }
+    const ids: number[] = [];
+    for await (
+      const row of streamRows<{ id: number }>(sql, byId, {
+        partitions: 3,
+        partitionKey: "id",
+        ordered: true,
+        partitionBufferBytes: 2048,
+      })
+    ) ids.push(row.id);
+    assert.deepEqual(ids, Array.from({ length: 20_000 }, (_, i) => i + 1));
+
     // SSE: each batch's rows event is a whole JSON array; the end event comes once.
     const rowsOf = (sse: string): string[] => {
       const events = sse.split("\n\n").filter((e) => e !== "");
@@ -92,16 +117,16 @@ test("the JSON formats and streamRows() split any query by partitionKey, framing
     );
 
     let count = 0;
-    const ids = new Set<number>();
+    const seen = new Set<number>();
     for await (
       const row of streamRows<{ id: number }>(
         sql,
         sql`select * from ${sql(table)} where id > ${100}`,
         { partitions: 3, partitionKey: "id" },
       )
-    ) count++, ids.add(row.id);
+    ) count++, seen.add(row.id);
     assert.equal(count, 19_900);
-    assert.equal(ids.size, 19_900);
+    assert.equal(seen.size, 19_900);
   });
 });
 
