@@ -185,3 +185,54 @@ test("a partitioned stream through PgBouncer fails with SNAPSHOT_NOT_SHAREABLE a
     await bouncer.stop();
   }
 });
+
+test("a stream whose parts cannot be planned frees the leader", async () => {
+  await withTable(async (sql, table, app, admin) => {
+    await assert.rejects(
+      new Response(streamCsv(sql, `select * from ${table}`, {
+        partitions: 3,
+        partitionKey: "nope",
+      })).text(),
+      (e: unknown) => e instanceof SluiceError && e.code === "PARTITIONS_UNSUPPORTED",
+    );
+    // All six connections of the pool can still be taken at once: none leaked.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const reserved = await Promise.race([
+      Promise.all(Array.from({ length: 6 }, () => sql.reserve())),
+      new Promise<never>((_, reject) =>
+        timer = setTimeout(() => reject(new Error("a connection was not released")), 5000)
+      ),
+    ]);
+    clearTimeout(timer);
+    for (const r of reserved) r.release();
+    await assert.rejects(
+      new Response(streamCsv(sql, `select * from ${table}`, { partitions: 3 })).text(),
+      /only a \{ table \} query is split without a partitionKey/,
+    );
+    // A view has no ctid.
+    await admin.unsafe(`create view ${table}_v as select * from ${table}`);
+    try {
+      await assert.rejects(
+        new Response(streamCsv(sql, { table: `${table}_v` }, { partitions: 2 })).text(),
+        (e: unknown) => e instanceof SluiceError && e.code === "PARTITIONS_UNSUPPORTED",
+      );
+    } finally {
+      await admin.unsafe(`drop view ${table}_v`);
+    }
+    // Every part failing at once, at its first fetch.
+    await assert.rejects(
+      new Response(streamNdjson(sql, `select id, (id / 0) as x from ${table}`, {
+        partitions: 3,
+        partitionKey: "id",
+        copy: false,
+      })).text(),
+      (e: unknown) => (e as { code?: string }).code === "22012",
+    );
+    await assertFreed(admin, app);
+    // A pool too small for the parts and the leader is refused rather than left waiting.
+    await assert.rejects(
+      new Response(streamCsv(sql, { table }, { partitions: 6 })).text(),
+      RangeError,
+    );
+  });
+});
