@@ -72,4 +72,7 @@ export type {
   CompiledQuery,
   ParameterizedQuery,
 } from "./lib/sources/postgres_query.ts";
+export type { TableQuery } from "./lib/partitions/table_query.ts";
+export type { PartitionOptions } from "./lib/partitions/partition_options.ts";
+export { DEFAULT_PARTITION_BUFFER_BYTES } from "./lib/partitions/partition_options.ts";
 export type { BunSql } from "./lib/sources/bun_sql.ts";

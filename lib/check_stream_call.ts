@@ -5,6 +5,8 @@ import type { StreamOptions } from "./options.ts";
 import { resolveKeysetOptions } from "./sources/postgres_keyset.ts";
 import { normalizeQuery } from "./sources/postgres_query.ts";
 import { checkDatabase } from "./sources/open_source.ts";
+import { resolvePartitionOptions } from "./partitions/partition_options.ts";
+import { isTableQuery } from "./partitions/table_query.ts";
 import { hasOwnOrderBy, leadingKeyword } from "./sources/_sql_text.ts";
 
 /**
@@ -30,6 +32,8 @@ export function checkStreamCall(
 ): void {
   checkDatabase(db);
   const keyset = options === undefined ? undefined : checkOptions(options, what, extra);
+  // A table by name is checked when its query is built (names quoted, never SQL).
+  if (isTableQuery(query)) return;
   const normal = normalizeQuery(query);
   // The text of a driver's template is its first piece: enough for the statement's kind.
   const strings = (normal.fragment as { strings?: unknown } | undefined)?.strings;
@@ -67,5 +71,6 @@ function checkOptions(options: StreamOptions, what: string, extra: readonly stri
     what,
   );
   if (options.include !== undefined) checkIncludeMap(options.include);
+  resolvePartitionOptions(options);
   return resolveKeysetOptions(options);
 }

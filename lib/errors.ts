@@ -9,6 +9,10 @@
  * - `KEYSET_NULL_KEY`: a keyset stream met a row whose key is NULL (keys must be NOT NULL).
  * - `KEYSET_DUPLICATE_KEY`: a keyset stream met two rows with the same key (keys must be unique;
  *   add a tie-breaking column such as the primary key).
+ * - `SNAPSHOT_NOT_SHAREABLE`: a partitioned stream cannot share its snapshot between connections
+ *   (they go through a pooler such as PgBouncer); connect directly or drop `partitions`.
+ * - `PARTITIONS_UNSUPPORTED`: a partitioned stream's relation or `partitionKey` cannot be split
+ *   (not a plain table; no such column; a key that is no number, date or timestamp).
  * - `BAD_INPUT`: data given to sluice (a token, an ingest body) could not be used.
  * - `LINE_TOO_LONG`: an ingest body has a line longer than `maxLineBytes`.
  * - `INTERNAL`: a bug in sluice; please report it.
@@ -20,6 +24,8 @@ export type SluiceErrorCode =
   | "CONNECTION_LOST"
   | "KEYSET_NULL_KEY"
   | "KEYSET_DUPLICATE_KEY"
+  | "SNAPSHOT_NOT_SHAREABLE"
+  | "PARTITIONS_UNSUPPORTED"
   | "BAD_INPUT"
   | "LINE_TOO_LONG"
   | "INTERNAL";

@@ -1,4 +1,5 @@
 import type { IncludeMap } from "./load_includes.ts";
+import type { PartitionOptions } from "./partitions/partition_options.ts";
 /** Default byte size a fetch aims for: 2 MiB, inside the 1–5 MB band that keeps round trips rare
  * and memory flat. */
 export const DEFAULT_TARGET_BATCH_BYTES: number = 2 * 1024 * 1024;
@@ -76,10 +77,15 @@ export const STREAM_OPTION_NAMES: readonly string[] = [
   "retries",
   "retryDelayMs",
   "onRetry",
+  "partitions",
+  "partitionKey",
+  "ordered",
+  "partitionBufferBytes",
+  "onSnapshot",
 ];
 
 /** Options shared by every stream function. */
-export interface StreamOptions extends BatchSizing {
+export interface StreamOptions extends BatchSizing, PartitionOptions {
   /** Aborting it errors the stream with the signal's reason and frees the connection. */
   signal?: AbortSignal;
   /**

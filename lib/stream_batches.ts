@@ -79,7 +79,8 @@ export async function openDecodedCursor<T>(
       const related = run && decoded.length > 0
         ? await loadIncludesWith(sql as Sql, decoded, include!, run)
         : 0;
-      return { rows: decoded, bytes: batch.bytes + related };
+      // A merged source (partitions) says when it is done and how many rows it delivered.
+      return { ...batch, rows: decoded, bytes: batch.bytes + related };
     },
     close: cursor.close,
     interrupt: cursor.interrupt,

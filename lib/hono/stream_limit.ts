@@ -1,5 +1,6 @@
 import type { StreamMiddleware } from "./_context.ts";
 import { DEFAULT_RETRY_AFTER_SECONDS, problemResponse } from "./_problem.ts";
+import { SLOT_TAKERS } from "./_slots.ts";
 
 /** Options of {@linkcode streamLimit}. */
 export interface StreamLimitOptions {
@@ -63,7 +64,8 @@ function watchBody(
  * `503 Service Unavailable` (`application/problem+json`, `Retry-After`) instead of letting them
  * queue for a database connection. A slot is held from the request until its response body has
  * been sent, failed or been cancelled by a disconnecting client — not merely until the handler
- * returns.
+ * returns. Slots count connections: a `streamQuery` with `partitions: n` takes `n` slots (and is
+ * answered with the 503 when fewer are free).
  *
  * @param options `max` streams at once (≥ 1); `retryAfterSeconds` for the 503 (default 1).
  * @returns The middleware.
@@ -103,10 +105,19 @@ export function streamLimit(options: StreamLimitOptions): StreamMiddleware {
       });
     }
     active++;
+    let taken = 1;
     let released = false;
     const release = (): void => {
-      if (!released) released = true, active--;
+      if (!released) released = true, active -= taken;
     };
+    // Refused: the handler answers with its own 503, which streams nothing.
+    let refused = false;
+    SLOT_TAKERS.set(c.req.raw, (extra) => {
+      if (released || active + extra > max) return !(refused = true);
+      active += extra;
+      taken += extra;
+      return true;
+    });
     try {
       await next();
     } catch (error) {
@@ -116,7 +127,7 @@ export function streamLimit(options: StreamLimitOptions): StreamMiddleware {
     const res = c.res;
     // HEAD is answered from the GET handler's response with the body dropped (by Hono), so no
     // byte of it will be read.
-    if (res.body === null || c.req.method === "HEAD") {
+    if (res.body === null || c.req.method === "HEAD" || refused) {
       release();
       return;
     }

@@ -7,9 +7,17 @@ import type { Database, DatabaseQuery } from "../sources/open_source.ts";
 import { FORMAT_STREAMS } from "./_formats.ts";
 import { negotiateFormat, STREAM_FORMATS, supportedMediaTypes } from "./_negotiate.ts";
 import type { StreamFormat } from "./_negotiate.ts";
-import { errorResponse, problemFromError, problemResponse, reportError } from "./_problem.ts";
+import {
+  DEFAULT_RETRY_AFTER_SECONDS,
+  errorResponse,
+  problemFromError,
+  problemResponse,
+  reportError,
+} from "./_problem.ts";
 import type { ErrorHook } from "./_problem.ts";
 import { createFailureMark } from "./_failure_mark.ts";
+import { SLOT_TAKERS } from "./_slots.ts";
+import { resolvePartitionOptions } from "../partitions/partition_options.ts";
 import { decodeAfterToken } from "./_token.ts";
 import { checkScope, tokenScope } from "./_token_scope.ts";
 
@@ -169,9 +177,15 @@ function checkOptions(options: StreamQueryOptions): void {
  * run at the server's speed (32 concurrent 200,000-row responses: 222–263 MiB against 356–408 MiB
  * peak on Deno). Pass `copy: true` for parameterless exports that should run at `COPY`'s speed.
  *
+ * With `partitions: n` the response is read as `n` parts over `n` connections in one snapshot
+ * (see `PartitionOptions`); behind `streamLimit` it takes `n` slots, and is answered
+ * with a 503 problem when fewer are free.
+ *
  * @param c The Hono context of the request.
- * @param sql A postgres.js instance; one connection is reserved while the response streams.
- * @param query The query, as a `sql` fragment (with parameters) or a SQL string.
+ * @param sql A postgres.js instance; one connection is reserved while the response streams
+ *   (`partitions` of them with `partitions`).
+ * @param query The query, as a `sql` fragment (with parameters), a SQL string or a
+ *   `{ table, columns?, where? }`.
  * @param options Stream options (batch sizing, timeouts, signal) plus `format`, `filename` and,
  *   for CSV, `header`.
  * @returns The response: 200 with the streamed body, 406 when no format is acceptable, or a
@@ -266,6 +280,19 @@ async function respond(
         detail: "The after parameter is not a valid page token.",
       });
     }
+  }
+  // A partitioned stream uses one connection per part: it takes as many streamLimit slots.
+  const parts = resolvePartitionOptions(streamOptions).partitions;
+  const take = SLOT_TAKERS.get(c.req.raw);
+  if (parts > 1 && take && !take(parts - 1)) {
+    return problemResponse(c, {
+      status: 503,
+      title: "Service Unavailable",
+      detail:
+        `A stream of ${parts} parts needs ${parts} stream slots and fewer are free; retry later.`,
+      code: "POOL_BUSY",
+      retryAfterSeconds: DEFAULT_RETRY_AFTER_SECONDS,
+    });
   }
   const signal = anySignal(streamOptions.signal, c.req.raw.signal);
   let fetched = false;

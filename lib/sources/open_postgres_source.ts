@@ -23,6 +23,8 @@ export interface PostgresSourceOptions<T = RawRow> extends StreamOptions {
    * keyset pages and `include`.
    */
   copyAs?: CopyRequest;
+  /** Read in this exported snapshot (see `PostgresCursorOptions.snapshot`); cursor strategy only. */
+  snapshot?: string;
 }
 
 /**
@@ -63,6 +65,7 @@ export async function openPostgresSource<T = RawRow>(
       output: options.output ?? "values",
       ...(options.mapRow ? { mapRow: options.mapRow } : {}),
       ...(options.copyAs && !options.include ? { copy: options.copyAs } : {}),
+      ...(options.snapshot !== undefined ? { snapshot: options.snapshot } : {}),
     });
   return options.include
     ? withJsonIncludes(sql, source as PostgresSource, options.include) as PostgresSource<T>

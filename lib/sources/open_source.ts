@@ -5,6 +5,9 @@ import type { PostgresSourceOptions } from "./open_postgres_source.ts";
 import { isPGlite, openPGliteCursor } from "./pglite.ts";
 import type { PGliteDatabase } from "./pglite.ts";
 import { createRowDecoder } from "./postgres_cursor.ts";
+import { openPartitionedSource } from "../partitions/open_partitioned_source.ts";
+import { isTableQuery, tableQueryFragment } from "../partitions/table_query.ts";
+import type { TableQuery } from "../partitions/table_query.ts";
 import type { Column, PostgresSource, Query, RawRow, Row, Sql } from "./postgres_cursor.ts";
 
 /**
@@ -17,10 +20,12 @@ export type Database = Sql | PGliteDatabase | BunSql;
 /**
  * A query: a ``sql`…` `` query of the same postgres.js or Bun instance (parameters allowed), a SQL
  * string, `{ query, params }` (what PGlite's `query` template tag builds), Kysely's compiled query
- * (`builder.compile()`), or a Drizzle query (`db.select()…`, its `toSQL()`, or a ``sql`…` ``
- * template). Text forms use `$1 … $n` parameters; PGlite runs every form but a driver's fragment.
+ * (`builder.compile()`), a Drizzle query (`db.select()…`, its `toSQL()`, or a ``sql`…` ``
+ * template), or, with postgres.js, a table by name: `{ table, columns?, where? }` (see
+ * {@linkcode TableQuery}). Text forms use `$1 … $n` parameters; PGlite runs every form but a
+ * driver's fragment and a table.
  */
-export type DatabaseQuery = Query;
+export type DatabaseQuery = Query | TableQuery;
 
 /**
  * Opens the source every stream function reads from, for whichever driver `db` is: postgres.js
@@ -48,14 +53,25 @@ export function openSource<T = RawRow>(
 ): Promise<PostgresSource<T>> {
   if (options.include !== undefined) assertPostgresJs(db, "include");
   if (options.strategy === "keyset" || options.key !== undefined) assertPostgresJs(db, "key");
+  if ((options.partitions ?? 1) > 1) assertPostgresJs(db, "partitions");
+  if (isTableQuery(query)) assertPostgresJs(db, "a { table } query");
   const cursorOptions = {
     statementTimeoutMs: options.statementTimeoutMs,
     output: options.output ?? "values",
   };
-  if (isPGlite(db)) return mapSource(openPGliteCursor(db, query, cursorOptions), options.mapRow);
-  if (isBunSql(db)) return mapSource(openBunSqlCursor(db, query, cursorOptions), options.mapRow);
+  if (isPGlite(db)) {
+    return mapSource(openPGliteCursor(db, query as Query, cursorOptions), options.mapRow);
+  }
+  if (isBunSql(db)) {
+    return mapSource(openBunSqlCursor(db, query as Query, cursorOptions), options.mapRow);
+  }
   checkDatabase(db);
-  return openPostgresSource<T>(db as Sql, query, options);
+  const sql = db as Sql;
+  if ((options.partitions ?? 1) > 1) return openPartitionedSource<T>(sql, query, options);
+  if (isTableQuery(query)) {
+    return openPostgresSource<T>(sql, tableQueryFragment(sql, query), options);
+  }
+  return openPostgresSource<T>(sql, query, options);
 }
 
 /**

@@ -91,6 +91,12 @@ export interface PostgresCursorOptions<T = RawRow> {
    * without this a stream cancelled early would wait for the whole query.)
    */
   signal?: AbortSignal;
+  /**
+   * An exported snapshot (`pg_export_snapshot()`) to read in: the transaction begins as
+   * `REPEATABLE READ READ ONLY` and adopts it (`SET TRANSACTION SNAPSHOT`), so that several
+   * cursors on several connections read the same moment. Unset: `BEGIN READ ONLY`.
+   */
+  snapshot?: string;
 }
 
 /**
@@ -250,11 +256,19 @@ export async function openPostgresCursor<T = RawRow>(
   };
   signal?.addEventListener("abort", stopOpening, { once: true });
   try {
+    const begin = options.snapshot === undefined
+      ? "begin read only"
+      : "begin isolation level repeatable read read only";
     // Counted as begun once sent: an abort can end the step after the server began the
     // transaction, and a ROLLBACK outside one is harmless.
     began = true;
     // deno-lint-ignore no-explicit-any
-    await step(reserved.unsafe("begin read only", [], { onexecute: watchClose } as any));
+    await step(reserved.unsafe(begin, [], { onexecute: watchClose } as any));
+    if (options.snapshot !== undefined) {
+      await step(
+        reserved.unsafe(`set transaction snapshot '${options.snapshot.replace(/'/g, "''")}'`),
+      );
+    }
     if (options.statementTimeoutMs !== undefined) {
       await step(reserved.unsafe(`set local statement_timeout = ${options.statementTimeoutMs}`));
     }
