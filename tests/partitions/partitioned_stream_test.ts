@@ -139,7 +139,15 @@ test("partitionKey ranges follow pg_stats, so a skewed key still spreads the row
       const leader = await sql.reserve();
       try {
         await leader`begin isolation level repeatable read read only`;
-        const queries = await planParts(sql, leader, sql`select id from ${sql(table)}`, 4, "id");
+        const queries = await planParts(
+          sql,
+          leader,
+          {
+            fragment: sql`select id from ${sql(table)}`,
+          },
+          4,
+          "id",
+        );
         const out: number[] = [];
         for (const q of queries) {
           // deno-lint-ignore no-explicit-any
