@@ -29,11 +29,6 @@ export type { IngestConflict, IngestFormat, IngestOptions, IngestResult } from "
 export type { CsvOptions } from "./lib/stream_csv.ts";
 export { streamJsonArray } from "./lib/stream_json_array.ts";
 export { streamSse } from "./lib/stream_sse.ts";
-export {
-  DEFAULT_FORMAT_FIRST_BATCH_ROWS,
-  DEFAULT_FORMAT_MIN_BATCH_ROWS,
-  DEFAULT_FORMAT_TARGET_BATCH_BYTES,
-} from "./lib/formats/format_options.ts";
 export { forEachBatch } from "./lib/for_each_batch.ts";
 export { loadIncludes } from "./lib/load_includes.ts";
 export type {
@@ -45,7 +40,6 @@ export type {
   IncludeQuery,
 } from "./lib/load_includes.ts";
 export type { ForEachBatchOptions, ForEachBatchResult } from "./lib/for_each_batch.ts";
-export { BatchTuner, MAX_GROWTH } from "./lib/batch_tuner.ts";
 export {
   DEFAULT_FIRST_BATCH_ROWS,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -63,8 +57,7 @@ export type {
 } from "./lib/options.ts";
 export { SluiceError } from "./lib/errors.ts";
 export type { SluiceErrorCode, SluiceErrorOptions } from "./lib/errors.ts";
-export type { Column, Query, RawRow, Row, Sql, SqlQuery } from "./lib/sources/postgres_cursor.ts";
-export type { BatchSource, OpenBatchSource, SourceBatch } from "./lib/sources/batch_source.ts";
+export type { Query, Row, Sql, SqlQuery } from "./lib/sources/postgres_cursor.ts";
 export type { Database, DatabaseQuery } from "./lib/sources/open_source.ts";
 export type { PGliteDatabase, PGliteResults } from "./lib/sources/pglite.ts";
 export type {
