@@ -4,8 +4,7 @@ import type { StreamOptions } from "../options.ts";
  * Default `targetBatchBytes` of the byte-stream formats (NDJSON, CSV, JSON array, SSE): 64 KiB,
  * one output chunk, not the 2 MiB of row streams. A format writes each row out as it arrives, so a
  * larger batch buys no throughput, only memory — the encoded batch waits in the stream's queue
- * (with 32 Deno clients at once: 280–310 MiB server RSS at 256 KiB, 227–230 MiB at 64 KiB, and no
- * slower; see bench/RESULTS.md). Pass `targetBatchBytes` to override.
+ * (bench/RESULTS.md). Pass `targetBatchBytes` to override.
  */
 export const DEFAULT_FORMAT_TARGET_BATCH_BYTES: number = 64 * 1024;
 
@@ -36,9 +35,8 @@ export interface CopySizing {
  * not set. A read there costs no round trip (the rows are already flowing), so a batch of rows
  * only delays and holds bytes:
  *
- * - the first batch is one row, so the first byte leaves as soon as a row arrived (the cursor's
- *   ten rows of 200 KB meant 2 MB encoded before it, by code the JIT had not compiled yet in a
- *   fresh process: 45–57 ms);
+ * - the first batch is one row, so the first byte leaves as soon as a row arrived (ten wide rows
+ *   would all be encoded first, by code the JIT has not compiled yet in a fresh process);
  * - there is no minimum row count (the cursor's would only hold wide rows in memory);
  * - a batch ends once a whole 64 KiB output chunk is written (see {@linkcode endsAtFullChunk});
  *   the byte target only caps it, at twice the default, so that the chunk comes first: the

@@ -174,8 +174,8 @@ function checkOptions(options: StreamQueryOptions): void {
  *
  * Unlike the format functions, `copy` defaults to `false` here: a server streams to many clients
  * at once, and a cursor's paced fetches hold far less memory under load than `COPY` streams that
- * run at the server's speed (32 concurrent 200,000-row responses: 222–263 MiB against 356–408 MiB
- * peak on Deno). Pass `copy: true` for parameterless exports that should run at `COPY`'s speed.
+ * run at the server's speed (bench/RESULTS.md). Pass `copy: true` for parameterless exports that
+ * should run at `COPY`'s speed.
  *
  * With `partitions: n` the response is read as `n` parts over `n` connections in one snapshot
  * (see `PartitionOptions`); behind `streamLimit` it takes `n` slots, and is answered
@@ -303,9 +303,9 @@ async function respond(
   const source = encode(sql, query, {
     ...streamOptions,
     // A server streams to many clients at once: through COPY each stream moves rows as fast as the
-    // server sends them, and 32 concurrent 200,000-row responses peaked at 356–408 MiB (Deno) /
-    // 212–286 MiB (Bun) against 222–263 / 115–121 MiB through a cursor (tests/hono/load_test.ts), for
-    // 20–30 % more speed. So the adapter keeps a cursor unless asked for COPY.
+    // server sends them, which under many concurrent responses costs far more memory than a
+    // cursor's paced fetches for a modest gain in speed. So the adapter keeps a cursor unless
+    // asked for COPY.
     copy: streamOptions.copy ?? false,
     signal,
     onBatch: (info) => {
