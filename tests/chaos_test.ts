@@ -19,6 +19,7 @@ import {
 } from "../mod.ts";
 import { streamQuery } from "../lib/hono/mod.ts";
 import { busySessions, connect, endPool, uniqueName, waitFor } from "./_db.ts";
+import { serve } from "./hono/_servers/listen.ts";
 
 const OPERATIONS = 240;
 const CONCURRENCY = 3;
@@ -59,21 +60,6 @@ const ENDINGS = [
 type Read = typeof READS[number];
 type Ending = typeof ENDINGS[number];
 
-/** Serves `fetch` on loopback with the runtime's own server. */
-function serve(fetch: (req: Request) => Response | Promise<Response>): {
-  port: number;
-  stop(): Promise<void>;
-} {
-  // deno-lint-ignore no-explicit-any
-  const g = globalThis as any;
-  if (g.Deno) {
-    const server = g.Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, fetch);
-    return { port: server.addr.port, stop: () => server.shutdown() };
-  }
-  const server = g.Bun.serve({ hostname: "127.0.0.1", port: 0, fetch });
-  return { port: server.port, stop: () => Promise.resolve(server.stop(true)) };
-}
-
 function gc(): void {
   // deno-lint-ignore no-explicit-any
   const g = globalThis as any;
@@ -109,7 +95,7 @@ test("chaos: random streams ended by random causes leave no session busy and the
       { format: c.req.query("format") as "csv", copy: c.req.query("copy") === "1" },
     );
   });
-  const server = serve(hono.fetch);
+  const server = await serve(hono.fetch);
 
   const kill = (pid: number) => admin`select pg_terminate_backend(${pid})`;
   const outcomes = new Map<string, number>();

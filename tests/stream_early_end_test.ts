@@ -7,6 +7,7 @@ import { streamCsv, streamJsonArray, streamNdjson, streamRows, streamSse } from 
 import { busySessions, connect, endPool, waitFor } from "./_db.ts";
 import type { Sql } from "./_db.ts";
 import { assertClean } from "./formats/_oracle.ts";
+import { serve } from "./hono/_servers/listen.ts";
 
 const SLOW = "select pg_sleep(3)::text as x";
 
@@ -77,24 +78,12 @@ for (const copy of [true, false]) {
   });
 }
 
-/** Serves `handler` on loopback with the runtime's own server. */
-function serve(handler: (req: Request) => Response): { port: number; stop(): Promise<void> } {
-  // deno-lint-ignore no-explicit-any
-  const g = globalThis as any;
-  if (g.Deno) {
-    const server = g.Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
-    return { port: server.addr.port, stop: () => server.shutdown() };
-  }
-  const server = g.Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: handler });
-  return { port: server.port, stop: () => Promise.resolve(server.stop(true)) };
-}
-
 test("new Response(streamCsv()) frees every connection when clients give up before the first row", {
   timeout: 30_000,
 }, async () => {
   const admin = connect().sql;
   const { sql, app } = connect({ max: 4 });
-  const server = serve((req) =>
+  const server = await serve((req) =>
     new URL(req.url).pathname === "/slow"
       ? new Response(streamCsv(sql, SLOW))
       : new Response(streamCsv(sql, "select 42 as answer"))

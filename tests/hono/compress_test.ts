@@ -9,20 +9,7 @@ import { compress } from "hono/compress";
 import { compressibleType, streamQuery } from "../../lib/hono/mod.ts";
 import type { StreamFormat } from "../../lib/hono/mod.ts";
 import { busySessions, connect, endPool, waitFor } from "../_db.ts";
-
-function serve(fetch: (req: Request) => Response | Promise<Response>): {
-  port: number;
-  stop(): Promise<void>;
-} {
-  // deno-lint-ignore no-explicit-any
-  const g = globalThis as any;
-  if (g.Deno) {
-    const server = g.Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, fetch);
-    return { port: server.addr.port, stop: () => server.shutdown() };
-  }
-  const server = g.Bun.serve({ hostname: "127.0.0.1", port: 0, fetch });
-  return { port: server.port, stop: () => Promise.resolve(server.stop(true)) };
-}
+import { serve } from "./_servers/listen.ts";
 
 function appWith(sql: ReturnType<typeof connect>["sql"]) {
   const app = new Hono();
@@ -41,7 +28,7 @@ function appWith(sql: ReturnType<typeof connect>["sql"]) {
 
 test("compressibleType() with compress() gzips NDJSON, CSV and JSON exactly, and leaves SSE alone", async () => {
   const { sql } = connect();
-  const server = serve(appWith(sql).fetch);
+  const server = await serve(appWith(sql).fetch);
   try {
     for (const format of ["ndjson", "csv", "json", "sse"] as const) {
       const url = `http://127.0.0.1:${server.port}/export?n=20000&format=${format}`;
@@ -71,7 +58,7 @@ test("compressibleType() with compress() gzips NDJSON, CSV and JSON exactly, and
 test("a client that disconnects from a gzipped NDJSON export frees the connection", async () => {
   const admin = connect().sql;
   const { sql, app: name } = connect();
-  const server = serve(appWith(sql).fetch);
+  const server = await serve(appWith(sql).fetch);
   try {
     for (const early of [true, false]) {
       const socket = netConnect({ host: "127.0.0.1", port: server.port });
