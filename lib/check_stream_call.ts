@@ -30,8 +30,8 @@ export function checkStreamCall(
   what: string,
   extra: readonly string[] = [],
 ): void {
-  checkDatabase(db);
   const keyset = options === undefined ? undefined : checkOptions(options, what, extra);
+  checkDatabase(db);
   // A table by name is checked when its query is built (names quoted, never SQL).
   if (isTableQuery(query)) return;
   const normal = normalizeQuery(query);

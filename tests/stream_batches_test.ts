@@ -430,13 +430,13 @@ test("streamBatches() rejects bad arguments at call time", () => {
   void sql.end();
 });
 
-test("streamBatches() rejects a query that is neither a fragment nor a string", async () => {
+test("streamBatches() rejects a query that is neither a fragment nor a string at call time", async () => {
   const { sql, app } = connect();
   const admin = connect().sql;
   try {
     // deno-lint-ignore no-explicit-any
-    await assert.rejects(streamBatches(sql, 42 as any).getReader().read(), TypeError);
-    await assert.rejects(streamBatches(sql, " ; ").getReader().read(), TypeError);
+    assert.throws(() => streamBatches(sql, 42 as any), TypeError);
+    assert.throws(() => streamBatches(sql, " ; "), TypeError);
     await assertClean(sql, app, admin);
   } finally {
     await endPool(admin);

@@ -193,7 +193,9 @@ test("keyset streams fail clearly on a NULL or duplicate key and reject bad key 
     // An identifier is quoted, never spliced: this is a column name that does not exist.
     await assert.rejects(
       drain("select 1 as id", { key: 'id" from pg_class; --' }),
-      (e: { code?: string }) => e.code === "42703",
+      (e: Error) =>
+        e instanceof TypeError && (e.cause as { code?: string }).code === "42703" &&
+        /its columns are id/.test(e.message),
     );
     assert.throws(() => streamRows(sql, "select 1", { strategy: "keyset" }), TypeError);
     assert.throws(() => streamRows(sql, "select 1", { key: "" }), TypeError);
