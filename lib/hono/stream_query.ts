@@ -373,7 +373,13 @@ async function respond(
         if (queue.length === 0 && ended) controller.close();
         return;
       }
-      if (failure !== undefined) return controller.error(failure.error);
+      if (failure !== undefined) {
+        // The mark was just handed to the server, which may still hold it in its own buffer
+        // (@hono/node-server writes and reads on at once, and destroys the response on an error,
+        // dropping what Node had not written yet): error a macrotask later, once it is out.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        return controller.error(failure.error);
+      }
       if (ended) return controller.close();
       pulling = true;
       let result: ReadableStreamReadResult<Uint8Array>;
