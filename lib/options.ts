@@ -1,5 +1,4 @@
 import type { IncludeMap } from "./load_includes.ts";
-import type { PartitionOptions } from "./partitions/partition_options.ts";
 /** Default byte size a fetch aims for: 2 MiB, inside the 1–5 MB band that keeps round trips rare
  * and memory flat. */
 export const DEFAULT_TARGET_BATCH_BYTES: number = 2 * 1024 * 1024;
@@ -55,6 +54,41 @@ export interface StreamSummary {
   batches: number;
   /** Milliseconds from the stream's creation to its end, connection freed. */
   durationMs: number;
+}
+
+/** Options that read a result as several parts over several connections, in one snapshot. */
+export interface PartitionOptions {
+  /**
+   * Read the result as this many parts, each over its own connection, all in one snapshot
+   * exported by a leader transaction. A `{ table }` query is split into `ctid` page ranges; any
+   * other query needs `partitionKey`. Default 1 (one cursor). postgres.js only; not with keyset
+   * streams.
+   */
+  partitions?: number;
+  /**
+   * Split by ranges of this column of the result (a SQL name; numeric, date or timestamp) instead
+   * of `ctid` pages. The ranges come from the column's `pg_stats` histogram when the column is a
+   * plain table column with statistics, else from its `min`/`max` over the query (one extra
+   * aggregate) split evenly. NULL keys go to the first part.
+   */
+  partitionKey?: string;
+  /**
+   * Emit the parts one after another in range order (page order, or key order between parts)
+   * rather than rows as they arrive. Parts that are not yet due are still read, each up to
+   * `partitionBufferBytes`. Default `false`.
+   */
+  ordered?: boolean;
+  /**
+   * With `ordered`: most bytes held for each part that is not yet due, before its reads pause
+   * (a read in flight may overshoot by one batch). Default 8 MiB.
+   */
+  partitionBufferBytes?: number;
+  /**
+   * Called with the exported snapshot's id while the leader transaction still holds it, before
+   * the parts start; a returned promise is awaited. Another session can read the same moment with
+   * `BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT '<id>'` meanwhile.
+   */
+  onSnapshot?: (snapshot: string) => void | Promise<void>;
 }
 
 /** Every option name of {@linkcode StreamOptions}, to refuse the ones that are not (typos). */

@@ -1,40 +1,8 @@
+import type { PartitionOptions } from "../options.ts";
+
+export type { PartitionOptions } from "../options.ts";
 /** Default most bytes an `ordered` partitioned stream holds for each part that is not yet due: 8 MiB. */
 export const DEFAULT_PARTITION_BUFFER_BYTES: number = 8 * 1024 * 1024;
-
-/** Options that read a result as several parts over several connections, in one snapshot. */
-export interface PartitionOptions {
-  /**
-   * Read the result as this many parts, each over its own connection, all in one snapshot
-   * exported by a leader transaction. A `{ table }` query is split into `ctid` page ranges; any
-   * other query needs `partitionKey`. Default 1 (one cursor). postgres.js only; not with keyset
-   * streams.
-   */
-  partitions?: number;
-  /**
-   * Split by ranges of this column of the result (a SQL name; numeric, date or timestamp) instead
-   * of `ctid` pages. The ranges come from the column's `pg_stats` histogram when the column is a
-   * plain table column with statistics, else from its `min`/`max` over the query (one extra
-   * aggregate) split evenly. NULL keys go to the first part.
-   */
-  partitionKey?: string;
-  /**
-   * Emit the parts one after another in range order (page order, or key order between parts)
-   * rather than rows as they arrive. Parts that are not yet due are still read, each up to
-   * `partitionBufferBytes`. Default `false`.
-   */
-  ordered?: boolean;
-  /**
-   * With `ordered`: most bytes held for each part that is not yet due, before its reads pause
-   * (a read in flight may overshoot by one batch). Default 8 MiB.
-   */
-  partitionBufferBytes?: number;
-  /**
-   * Called with the exported snapshot's id while the leader transaction still holds it, before
-   * the parts start; a returned promise is awaited. Another session can read the same moment with
-   * `BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT '<id>'` meanwhile.
-   */
-  onSnapshot?: (snapshot: string) => void | Promise<void>;
-}
 
 /** {@linkcode PartitionOptions} checked, defaults applied. */
 export interface ResolvedPartitionOptions {
