@@ -148,27 +148,46 @@ export function createSourceStream<T, O>(
           const sizing = resize?.();
           if (sizing) tuner = new BatchTuner({ ...opts, ...sizing });
         }
-        const early = failed();
-        if (early) throw early.error;
-        const wanted = tuner.nextRows;
-        const started = performance.now();
-        const batch = await source.fetch(wanted);
-        const late = failed();
-        if (late) throw late.error;
-        const count = batch.count ?? batch.rows.length;
-        rows += count;
-        bytes += batch.bytes;
-        const done = batch.done ?? count < wanted;
-        const next = done ? 0 : tuner.record(count, batch.bytes);
-        const batchIndex = index++;
-        onBatch?.({
-          index: batchIndex,
-          rows: count,
-          bytes: batch.bytes,
-          fetchMs: performance.now() - started,
-          nextRows: next,
-        });
-        if (count > 0) emit(controller, batch.rows);
+        // A pull must hand the reader something or end the stream: a pull that resolves having
+        // enqueued nothing is not called again while the reader waits (the Streams spec re-pulls
+        // only for reads that arrive during a pull). A batch can encode to nothing yet (a COPY
+        // batch whose bytes wait for a full chunk), so fetch again until it does.
+        let enqueued = false;
+        const out: ReadableStreamDefaultController<O> = {
+          get desiredSize() {
+            return controller.desiredSize;
+          },
+          enqueue(chunk?: O) {
+            enqueued = true;
+            controller.enqueue(chunk!);
+          },
+          close: () => controller.close(),
+          error: (e?: unknown) => controller.error(e),
+        };
+        let done = false;
+        while (!done && !enqueued) {
+          const early = failed();
+          if (early) throw early.error;
+          const wanted = tuner.nextRows;
+          const started = performance.now();
+          const batch = await source.fetch(wanted);
+          const late = failed();
+          if (late) throw late.error;
+          const count = batch.count ?? batch.rows.length;
+          rows += count;
+          bytes += batch.bytes;
+          done = batch.done ?? count < wanted;
+          const next = done ? 0 : tuner.record(count, batch.bytes);
+          const batchIndex = index++;
+          onBatch?.({
+            index: batchIndex,
+            rows: count,
+            bytes: batch.bytes,
+            fetchMs: performance.now() - started,
+            nextRows: next,
+          });
+          if (count > 0) emit(out, batch.rows);
+        }
         if (done) {
           await shutdown();
           finish?.(controller);
