@@ -109,3 +109,25 @@ test("new Response(streamCsv()) frees every connection when clients give up befo
     await endPool(admin);
   }
 });
+
+test("an abort that lands while BEGIN is under way never returns the connection inside the transaction", async () => {
+  const controller = new AbortController();
+  // postgres.js calls `debug` as it sends a statement: the abort arrives while BEGIN is in flight.
+  const { sql } = connect({
+    max: 1,
+    debug: (_: unknown, query: string) => {
+      if (/^begin/.test(query)) controller.abort(new Error("gave up during BEGIN"));
+    },
+  });
+  try {
+    await assert.rejects(async () => {
+      for await (const _ of streamRows(sql, "select 1", { signal: controller.signal })) {
+        /* none */
+      }
+    }, /gave up during BEGIN/);
+    const [row] = await sql`show transaction_read_only`;
+    assert.equal(row!.transaction_read_only, "off");
+  } finally {
+    await endPool(sql).catch(() => {});
+  }
+});
