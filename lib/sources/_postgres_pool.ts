@@ -79,6 +79,37 @@ export function guardReconnect(connection: object): void {
 
 const GUARDED = Symbol("sluice.guardReconnect");
 
+/**
+ * Watches the connection a statement runs on, through the `onexecute` query option (as
+ * postgres.js's own `begin()` reaches it, 3.4.x): `onClose` is called if its socket closes (a
+ * killed backend, a restart, a pooler's idle timeout), and its reconnect is guarded. postgres.js
+ * tells the holder of a reserved connection nothing when it closes while idle, and a statement
+ * sent on it then throws an uncaught TypeError ("reading 'write'") from a setImmediate.
+ *
+ * @param onClose Called once, with postgres.js's error, if the connection closes.
+ * @returns `onexecute` for the first statement's options, and `unwatch` (call it before the
+ *   connection goes back to the pool).
+ */
+export function watchClose(
+  onClose: (error: unknown) => void,
+): { onexecute: (connection: object) => boolean; unwatch: () => void } {
+  let watched: { onclose?: ((error: unknown) => void) | null } | undefined;
+  const listener = (error: unknown): void => {
+    if (watched !== undefined) guardReconnect(watched);
+    onClose(error);
+  };
+  return {
+    onexecute(connection) {
+      watched = connection as typeof watched;
+      watched!.onclose = listener;
+      return true;
+    },
+    unwatch() {
+      if (watched?.onclose === listener) watched.onclose = null;
+    },
+  };
+}
+
 /** The part of a postgres.js instance {@linkcode reserveConnection} uses. */
 interface Reservable {
   reserve(): Promise<unknown>;

@@ -6,7 +6,7 @@ import type { ChunkWriter } from "../formats/_chunk_writer.ts";
 import { CopyJsonEncoder, jsonKindOf } from "../formats/copy_json.ts";
 import type { JsonKind } from "../formats/copy_json.ts";
 import { CopyReader } from "./_copy_reader.ts";
-import { guardReconnect, isConnectionError, reserveConnection } from "./_postgres_pool.ts";
+import { isConnectionError, reserveConnection, watchClose } from "./_postgres_pool.ts";
 import type { CopyReadable, RowSink } from "./_copy_reader.ts";
 import { normalizeQuery, runQuery, toJsonRows, wrapQuery } from "./postgres_query.ts";
 import type { NormalQuery, Query, SqlQuery } from "./postgres_query.ts";
@@ -217,17 +217,13 @@ export async function openPostgresCursor<T = RawRow>(
   // from a setImmediate ("reading 'write'"), crashing the process. Watch the connection's close
   // (through `onexecute`, as postgres.js's own `begin` does) and never talk to it afterwards.
   let lost: SluiceError | undefined;
-  const watchClose = (c: { onclose?: (e: unknown) => void }): boolean => {
-    c.onclose = (e) => {
-      guardReconnect(c);
-      lost = new SluiceError(
-        "CURSOR_LOST",
-        `Cannot fetch from the cursor as its connection closed between fetches (an idle transaction timeout or restart of a pooler or server?): cursor streams cannot resume; use strategy: "keyset" with a unique key`,
-        { cause: e },
-      );
-    };
-    return true;
-  };
+  const watch = watchClose((e) =>
+    lost = new SluiceError(
+      "CURSOR_LOST",
+      `Cannot fetch from the cursor as its connection closed between fetches (an idle transaction timeout or restart of a pooler or server?): cursor streams cannot resume; use strategy: "keyset" with a unique key`,
+      { cause: e },
+    )
+  );
 
   // `target` is what a cancel must reach when `q` is not the query itself.
   const run = <R>(q: PromiseLike<R>, target: unknown = q): Promise<R> => {
@@ -263,7 +259,7 @@ export async function openPostgresCursor<T = RawRow>(
     // transaction, and a ROLLBACK outside one is harmless.
     began = true;
     // deno-lint-ignore no-explicit-any
-    await step(reserved.unsafe(begin, [], { onexecute: watchClose } as any));
+    await step(reserved.unsafe(begin, [], { onexecute: watch.onexecute } as any));
     if (options.snapshot !== undefined) {
       await step(
         reserved.unsafe(`set transaction snapshot '${options.snapshot.replace(/'/g, "''")}'`),
