@@ -45,6 +45,19 @@ export function createSourceStream<T, O>(
   // Checked eight times per period, so a stall is caught within 1.125 × idleTimeoutMs.
   const idleTick = Math.max(10, Math.floor(idleTimeoutMs / 8));
   let ctrl: ReadableStreamDefaultController<O>;
+  // What `emit` writes to: the stream's controller, noting that a pull handed something out.
+  let enqueued = false;
+  const out: ReadableStreamDefaultController<O> = {
+    get desiredSize() {
+      return ctrl.desiredSize;
+    },
+    enqueue(chunk?: O) {
+      enqueued = true;
+      ctrl.enqueue(chunk!);
+    },
+    close: () => ctrl.close(),
+    error: (e?: unknown) => ctrl.error(e),
+  };
 
   const shutdown = (error?: unknown, why: StreamEnding = "error"): Promise<void> => {
     if (closing) return closing;
@@ -152,18 +165,7 @@ export function createSourceStream<T, O>(
         // enqueued nothing is not called again while the reader waits (the Streams spec re-pulls
         // only for reads that arrive during a pull). A batch can encode to nothing yet (a COPY
         // batch whose bytes wait for a full chunk), so fetch again until it does.
-        let enqueued = false;
-        const out: ReadableStreamDefaultController<O> = {
-          get desiredSize() {
-            return controller.desiredSize;
-          },
-          enqueue(chunk?: O) {
-            enqueued = true;
-            controller.enqueue(chunk!);
-          },
-          close: () => controller.close(),
-          error: (e?: unknown) => controller.error(e),
-        };
+        enqueued = false;
         let done = false;
         while (!done && !enqueued) {
           const early = failed();
